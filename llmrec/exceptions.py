@@ -1,0 +1,48 @@
+"""The exceptions llmrec raises, in one small hierarchy.
+
+LlmrecError
+├── InvalidRecordError   a record breaks the event contract (goes to a dead-letter topic)
+├── EncoderError         the encoder cannot encode (bad input text, missing artifact)
+│   └── ModelArtifactError   an exported model is missing, corrupt or fails its gate
+├── IndexError_          the item index refuses an operation (dimension, capacity, unknown id)
+└── BrokerError          the local Kafka broker cannot be started, reached or stopped
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "EncoderError",
+    "IndexError_",
+    "InvalidRecordError",
+    "LlmrecError",
+    "ModelArtifactError",
+]
+
+
+class LlmrecError(Exception):
+    """Base class of every error llmrec raises on purpose."""
+
+
+class InvalidRecordError(LlmrecError):
+    """A record does not satisfy the event contract; `reason` says why, for the DLQ."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EncoderError(LlmrecError):
+    """The encoder could not turn text into a vector."""
+
+
+class ModelArtifactError(EncoderError):
+    """An exported model artifact is missing, corrupt, or failed its quality gate."""
+
+
+class IndexError_(LlmrecError):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+    """The item index refused an operation."""
+
+
+class BrokerError(LlmrecError):
+    """The local Kafka broker could not be started, reached or stopped."""

@@ -1,0 +1,36 @@
+"""The `llmrec` command line. Each command group lives in its own module; this wires them."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from workers import cli_kafka
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="llmrec",
+    help="llmrec: a streaming recommender that understands text.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Benchmarks: print figures and write JSON.", no_args_is_help=True)
+
+app.add_typer(cli_kafka.app, name="kafka")
+app.add_typer(bench_app, name="bench")
+
+# --- command registration (one line per command; modules own their code) -----------------
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    app()

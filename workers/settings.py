@@ -1,0 +1,53 @@
+"""One settings object for every llmrec process, read from `LLMREC_*` environment variables.
+
+The core (`llmrec/`) never reads the environment; commands build its typed configs from this.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["REPO_ROOT", "Settings", "get_settings"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Every tunable of an llmrec process. Env: `LLMREC_<FIELD>` (e.g. LLMREC_KAFKA_PORT)."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMREC_", extra="ignore")
+
+    # Local broker (`llmrec kafka up`); a remote cluster only needs `bootstrap_servers`.
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int | None = Field(default=None, ge=1, le=65535)
+    kafka_home: Path = REPO_ROOT / "var" / "kafka"
+    kafka_lib: Path = REPO_ROOT / "deploy" / "kafka" / "lib"
+    kafka_heap: str = "512m"
+    bootstrap_servers: str | None = None
+
+    # Data, model artifacts, state.
+    data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+    model_dir: Path = REPO_ROOT / "models"
+    state_dir: Path = REPO_ROOT / "var" / "state"
+
+    @field_validator("kafka_heap")
+    @classmethod
+    def _heap_is_jvm_size(cls, v: str) -> str:
+        if not v[:-1].isdigit() or v[-1].lower() not in "kmg":
+            raise ValueError("kafka_heap must look like 512m or 2g")
+        return v
+
+    @property
+    def bootstrap(self) -> str:
+        """The broker address clients use: explicit setting, else the local broker's."""
+        return self.bootstrap_servers or f"{self.kafka_host}:{self.kafka_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
