@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from workers import cli_kafka
+from workers import bench_pipeline, cli_demo, cli_kafka, cli_pipeline
 
 __all__ = ["app", "main"]
 
@@ -22,6 +22,11 @@ app.add_typer(cli_kafka.app, name="kafka")
 app.add_typer(bench_app, name="bench")
 
 # --- command registration (one line per command; modules own their code) -----------------
+app.command("worker")(cli_pipeline.worker)
+app.command("produce")(cli_pipeline.produce)
+app.command("tail")(cli_pipeline.tail)
+app.command("demo")(cli_demo.demo)
+bench_app.command("pipeline")(bench_pipeline.bench_pipeline)
 
 
 @app.callback()

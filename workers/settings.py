@@ -35,6 +35,26 @@ class Settings(BaseSettings):
     model_dir: Path = REPO_ROOT / "models"
     state_dir: Path = REPO_ROOT / "var" / "state"
 
+    # Streaming pipeline (workers/): topic names are `topic_prefix` + name.
+    app_id: str = "llmrec"
+    topic_prefix: str = "llmrec."
+    partitions: int = Field(default=4, ge=1, le=1024)
+    recommend_k: int = Field(default=10, ge=1, le=200)
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    store: str = "rocksdb"  # rocksdb (rocksdict) or memory
+    encoder_variant: str = "int8"
+    # "onnx" (the exported BERT encoder) or "hashing" (a tiny deterministic bag-of-words
+    # encoder for tests and transport benchmarks without model artifacts).
+    encoder_backend: str = "onnx"
+    item_batch_size: int = Field(default=64, ge=1, le=4096)
+    item_batch_within_s: float = Field(default=0.2, gt=0)
+    park_max_per_item: int = Field(default=32, ge=0)
+    park_max_total: int = Field(default=10_000, ge=0)
+    park_timeout_s: float = Field(default=60.0, gt=0)
+    snapshot_every_s: float = Field(default=30.0, gt=0)
+    startup_catchup_timeout_s: float = Field(default=120.0, gt=0)
+
     @field_validator("kafka_heap")
     @classmethod
     def _heap_is_jvm_size(cls, v: str) -> str:

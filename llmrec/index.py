@@ -1,0 +1,221 @@
+"""The item index: an HNSW graph (hnswlib) behind one wrapper that owns its hazards.
+
+hnswlib forbids `add_items` while `knn_query` runs and `resize_index` while either runs; it
+does not save `ef`; its labels are integers; it raises when it finds fewer than `k` neighbours
+(small or partly deleted graphs). This wrapper owns the string-id <-> label map, capacity
+growth, replace-on-upsert, deletes, the single-writer rule (one lock), and saving the graph
+together with its id map and the caller's metadata (e.g. the Kafka offsets it reflects).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import hnswlib
+import numpy as np
+
+from llmrec.exceptions import IndexError_
+from llmrec.types import Vector, Vectors
+
+__all__ = ["IndexConfig", "ItemIndex"]
+
+_GRAPH = "graph.bin"
+_META = "meta.json"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexConfig:
+    """HNSW parameters. Space is cosine: scores are cosine similarities in [-1, 1]."""
+
+    m: int = 16
+    ef_construction: int = 200
+    ef_search: int = 128
+    initial_capacity: int = 1024
+    growth: float = 1.5
+
+
+class ItemIndex:
+    """A mutable cosine-similarity index of items keyed by string id; safe across threads."""
+
+    def __init__(self, dim: int, config: IndexConfig | None = None) -> None:
+        if dim <= 0:
+            raise IndexError_(f"dimension must be positive, got {dim}")
+        self.dim = dim
+        self.config = config or IndexConfig()
+        self._lock = threading.Lock()
+        self._graph = hnswlib.Index(space="cosine", dim=dim)
+        self._graph.init_index(
+            max_elements=self.config.initial_capacity,
+            ef_construction=self.config.ef_construction,
+            M=self.config.m,
+            allow_replace_deleted=True,
+        )
+        self._graph.set_ef(self.config.ef_search)
+        self._label_of: dict[str, int] = {}
+        self._id_of: dict[int, str] = {}
+        self._next_label = 0
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._label_of)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._label_of
+
+    @property
+    def capacity(self) -> int:
+        return int(self._graph.get_max_elements())
+
+    def ids(self) -> list[str]:
+        return list(self._label_of)
+
+    def vector(self, item_id: str) -> Vector | None:
+        """The stored (normalised) vector of `item_id`, or None when absent."""
+        with self._lock:
+            label = self._label_of.get(item_id)
+            if label is None:
+                return None
+            return np.asarray(self._graph.get_items([label])[0], dtype=np.float32)
+
+    def vectors(self, item_ids: Sequence[str]) -> Vectors:
+        """Stored vectors of `item_ids` (all must be present), shape (n, dim)."""
+        with self._lock:
+            try:
+                labels = [self._label_of[i] for i in item_ids]
+            except KeyError as exc:
+                raise IndexError_(f"unknown item {exc.args[0]!r}") from exc
+            if not labels:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            return np.asarray(self._graph.get_items(labels), dtype=np.float32)
+
+    def search(
+        self, vector: Vector, k: int, exclude: Collection[str] = ()
+    ) -> list[tuple[str, float]]:
+        """Up to `k` (item_id, cosine) pairs nearest to `vector`, best first, minus `exclude`."""
+        if k <= 0:
+            return []
+        query = self._check(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        with self._lock:
+            live = len(self._label_of)
+            want = min(k + len(exclude), live)
+            if want == 0:
+                return []
+            labels, dists = self._knn(query, want)
+            hits = [(self._id_of[int(lb)], 1.0 - float(d)) for lb, d in zip(labels, dists, strict=True)]
+        return [(i, s) for i, s in hits if i not in exclude][:k]
+
+    def _knn(self, query: Vectors, want: int) -> tuple[Any, Any]:
+        # hnswlib raises when the graph yields fewer than `want` results (possible with deletes);
+        # widen ef first, then ask for fewer rather than fail the caller.
+        self._graph.set_ef(max(self.config.ef_search, want))
+        while True:
+            try:
+                labels, dists = self._graph.knn_query(query, k=want)
+                return labels[0], dists[0]
+            except RuntimeError:
+                if want == 1:
+                    return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+                want = max(1, want // 2)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def upsert(self, item_ids: Sequence[str], vectors: Vectors) -> None:
+        """Insert or replace items. A replaced item keeps its label; its vector is updated."""
+        data = self._check(np.asarray(vectors, dtype=np.float32))
+        if len(item_ids) != data.shape[0]:
+            raise IndexError_(f"{len(item_ids)} ids for {data.shape[0]} vectors")
+        if len(set(item_ids)) != len(item_ids):
+            raise IndexError_("duplicate ids in one upsert batch")
+        with self._lock:
+            labels = []
+            fresh = 0
+            for item_id in item_ids:
+                label = self._label_of.get(item_id)
+                if label is None:
+                    label = self._next_label
+                    self._next_label += 1
+                    fresh += 1
+                labels.append(label)
+            self._ensure_capacity(fresh)
+            # replace_deleted lets new items reuse slots of deleted ones, bounding growth.
+            self._graph.add_items(data, np.asarray(labels, dtype=np.int64), replace_deleted=True)
+            for item_id, label in zip(item_ids, labels, strict=True):
+                self._label_of[item_id] = label
+                self._id_of[label] = item_id
+
+    def delete(self, item_id: str) -> bool:
+        """Remove `item_id`; False when it was not there."""
+        with self._lock:
+            label = self._label_of.pop(item_id, None)
+            if label is None:
+                return False
+            del self._id_of[label]
+            self._graph.mark_deleted(label)
+            return True
+
+    def _ensure_capacity(self, fresh: int) -> None:
+        # Slots of deleted items are reused first (replace_deleted), so only the new items
+        # beyond the deleted slots need room.
+        count = int(self._graph.get_current_count())
+        deleted = count - len(self._label_of)
+        needed = count + max(0, fresh - deleted)
+        capacity = self.capacity
+        if needed > capacity:
+            self._graph.resize_index(max(needed, int(capacity * self.config.growth) + 1))
+
+    def _check(self, data: Vectors) -> Vectors:
+        if data.ndim != 2 or data.shape[1] != self.dim:
+            raise IndexError_(f"expected vectors of dimension {self.dim}, got shape {data.shape}")
+        if not np.isfinite(data).all():
+            raise IndexError_("vectors contain NaN or infinity")
+        return data
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save(self, directory: Path, meta: dict[str, Any] | None = None) -> None:
+        """Write graph, id map, config and `meta` atomically (a crash leaves the old snapshot)."""
+        directory = Path(directory)
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with self._lock:
+            self._graph.save_index(str(tmp / _GRAPH))
+            doc = {
+                "dim": self.dim,
+                "config": asdict(self.config),
+                "next_label": self._next_label,
+                "ids": self._label_of,
+                "meta": meta or {},
+            }
+        (tmp / _META).write_bytes(json.dumps(doc).encode())
+        old = directory.with_name(directory.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, directory: Path) -> tuple[ItemIndex, dict[str, Any]]:
+        """Read a snapshot written by `save`; returns the index and the caller's metadata."""
+        directory = Path(directory)
+        try:
+            doc = json.loads((directory / _META).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise IndexError_(f"no readable index snapshot in {directory}: {exc}") from exc
+        index = cls(int(doc["dim"]), IndexConfig(**doc["config"]))
+        index._graph = hnswlib.Index(space="cosine", dim=index.dim)
+        index._graph.load_index(str(directory / _GRAPH), allow_replace_deleted=True)
+        index._graph.set_ef(index.config.ef_search)  # ef is not saved by hnswlib
+        index._label_of = {str(k): int(v) for k, v in doc["ids"].items()}
+        index._id_of = {v: k for k, v in index._label_of.items()}
+        index._next_label = int(doc["next_label"])
+        return index, dict(doc["meta"])

@@ -1,0 +1,85 @@
+"""A time-decayed popularity prior, updated per event, queried as "popular now".
+
+Each item keeps a score that halves every `half_life_s` of event time. Scores are stored
+relative to a reference time (log-space trick) so an update is O(1) and a query is one vectorised
+pass over the catalogue; the reference moves forward before the numbers could overflow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["DecayedPopularity", "PopularityConfig"]
+
+_RESCALE_AT = 600.0  # exponent (in nats) past which the reference time is moved
+
+
+@dataclass(frozen=True, slots=True)
+class PopularityConfig:
+    """Half-life of popularity, in seconds of event time."""
+
+    half_life_s: float = 14 * 86_400.0
+
+
+class DecayedPopularity:
+    """Per-item exponentially decayed engagement."""
+
+    def __init__(self, config: PopularityConfig | None = None) -> None:
+        self.config = config or PopularityConfig()
+        self._rate = math.log(2) / self.config.half_life_s
+        self._ref: float | None = None
+        self._pos: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._val: npt.NDArray[np.float64] = np.zeros(1024, dtype=np.float64)
+        self._total = 0.0
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, item_id: str, ts: float, weight: float = 1.0) -> None:
+        """Add `weight` of engagement with `item_id` at time `ts`."""
+        if weight <= 0:
+            return
+        if self._ref is None:
+            self._ref = ts
+        exponent = (ts - self._ref) * self._rate
+        if exponent > _RESCALE_AT:
+            self._val[: len(self._ids)] *= math.exp(-exponent)
+            self._total *= math.exp(-exponent)
+            self._ref, exponent = ts, 0.0
+        i = self._pos.get(item_id)
+        if i is None:
+            i = len(self._ids)
+            self._pos[item_id] = i
+            self._ids.append(item_id)
+            if i >= self._val.shape[0]:
+                self._val = np.concatenate([self._val, np.zeros_like(self._val)])
+        inc = weight * math.exp(exponent)
+        self._val[i] += inc
+        self._total += inc
+
+    def scores(self, now: float) -> tuple[list[str], npt.NDArray[np.float64]]:
+        """All items and their decayed scores at `now`, as shares of the total (sum to <= 1)."""
+        n = len(self._ids)
+        if n == 0 or self._total <= 0:
+            return [], np.zeros(0)
+        return self._ids, self._val[:n] / self._total
+
+    def top(self, k: int, now: float) -> list[tuple[str, float]]:
+        """The `k` most popular items at `now`, best first, with their share of engagement."""
+        ids, vals = self.scores(now)
+        if not ids:
+            return []
+        k = min(k, len(ids))
+        idx = np.argpartition(-vals, k - 1)[:k]
+        idx = idx[np.argsort(-vals[idx], kind="stable")]
+        return [(ids[int(i)], float(vals[int(i)])) for i in idx]
+
+    def share(self, item_id: str) -> float:
+        """`item_id`'s share of current decayed engagement (0 when never seen)."""
+        i = self._pos.get(item_id)
+        return float(self._val[i] / self._total) if i is not None and self._total > 0 else 0.0

@@ -1,0 +1,139 @@
+"""ItemIndex: recall against exact search, upserts, deletes, growth, snapshots."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmrec.exceptions import IndexError_
+from llmrec.index import IndexConfig, ItemIndex
+
+
+def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_recall_against_exact_search() -> None:
+    rng = np.random.default_rng(0)
+    data = _unit(rng, 3000, 32)
+    ids = [f"i{n}" for n in range(len(data))]
+    index = ItemIndex(32, IndexConfig(initial_capacity=100))
+    index.upsert(ids, data)
+    queries = _unit(rng, 50, 32)
+    exact = np.argsort(-(queries @ data.T), axis=1)[:, :10]
+    hits = 0
+    for q, truth in zip(queries, exact, strict=True):
+        got = {i for i, _ in index.search(q, 10)}
+        hits += len(got & {ids[t] for t in truth})
+    assert hits / (50 * 10) >= 0.95
+    assert index.capacity >= 3000
+
+
+def test_scores_are_cosine_best_first() -> None:
+    index = ItemIndex(3)
+    index.upsert(["x", "y"], np.array([[1, 0, 0], [0.6, 0.8, 0]], dtype=np.float32))
+    hits = index.search(np.array([1, 0, 0], dtype=np.float32), 2)
+    assert [i for i, _ in hits] == ["x", "y"]
+    assert hits[0][1] == pytest.approx(1.0, abs=1e-5)
+    assert hits[1][1] == pytest.approx(0.6, abs=1e-5)
+
+
+def test_upsert_replaces_and_delete_removes() -> None:
+    index = ItemIndex(2)
+    index.upsert(["a", "b"], np.array([[1, 0], [0, 1]], dtype=np.float32))
+    index.upsert(["a"], np.array([[0, 1]], dtype=np.float32))
+    assert len(index) == 2
+    np.testing.assert_allclose(index.vector("a"), [0, 1], atol=1e-6)
+    assert index.delete("b") is True
+    assert index.delete("b") is False
+    assert "b" not in index
+    assert [i for i, _ in index.search(np.array([0, 1], dtype=np.float32), 5)] == ["a"]
+
+
+def test_k_larger_than_index_and_exclusions() -> None:
+    rng = np.random.default_rng(1)
+    index = ItemIndex(8)
+    index.upsert(["a", "b", "c"], _unit(rng, 3, 8))
+    index.delete("c")
+    assert {i for i, _ in index.search(_unit(rng, 1, 8)[0], 50)} == {"a", "b"}
+    assert [i for i, _ in index.search(_unit(rng, 1, 8)[0], 50, exclude={"a"})] == ["b"]
+    assert ItemIndex(8).search(_unit(rng, 1, 8)[0], 5) == []
+
+
+def test_deleted_slots_are_reused() -> None:
+    rng = np.random.default_rng(2)
+    index = ItemIndex(8, IndexConfig(initial_capacity=10))
+    index.upsert([f"a{n}" for n in range(10)], _unit(rng, 10, 8))
+    for n in range(10):
+        index.delete(f"a{n}")
+    index.upsert([f"b{n}" for n in range(10)], _unit(rng, 10, 8))
+    assert index.capacity == 10
+    assert len(index) == 10
+
+
+def test_bad_input_is_refused() -> None:
+    index = ItemIndex(4)
+    with pytest.raises(IndexError_, match="dimension 4"):
+        index.upsert(["a"], np.ones((1, 3), dtype=np.float32))
+    with pytest.raises(IndexError_, match="NaN"):
+        index.upsert(["a"], np.full((1, 4), np.nan, dtype=np.float32))
+    with pytest.raises(IndexError_, match="duplicate"):
+        index.upsert(["a", "a"], np.ones((2, 4), dtype=np.float32))
+    with pytest.raises(IndexError_, match="unknown item"):
+        index.vectors(["nope"])
+
+
+def test_snapshot_round_trip_keeps_ids_meta_and_ef(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    index = ItemIndex(16, IndexConfig(ef_search=77))
+    data = _unit(rng, 200, 16)
+    index.upsert([str(n) for n in range(200)], data)
+    index.delete("5")
+    index.save(tmp_path / "snap", {"offsets": {"0": 41}})
+    index.save(tmp_path / "snap", {"offsets": {"0": 42}})  # overwrite is atomic
+    loaded, meta = ItemIndex.load(tmp_path / "snap")
+    assert meta == {"offsets": {"0": 42}}
+    assert len(loaded) == 199
+    assert "5" not in loaded
+    assert loaded.config.ef_search == 77
+    assert loaded.search(data[7], 1)[0][0] == "7"
+    loaded.upsert(["new"], data[:1])
+    assert len(loaded) == 200
+
+
+def test_missing_snapshot_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(IndexError_, match="no readable index snapshot"):
+        ItemIndex.load(tmp_path)
+
+
+def test_concurrent_writers_and_readers_do_not_crash() -> None:
+    rng = np.random.default_rng(4)
+    index = ItemIndex(16, IndexConfig(initial_capacity=16))
+    data = _unit(rng, 2000, 16)
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for n in range(0, 2000, 50):
+                index.upsert([str(j) for j in range(n, n + 50)], data[n : n + 50])
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(exc)
+
+    def read() -> None:
+        try:
+            for n in range(300):
+                index.search(data[n], 10)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write), threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(index) == 2000

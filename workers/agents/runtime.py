@@ -1,0 +1,161 @@
+"""The worker runtime: encoder, engine and index replica, started after table recovery.
+
+One `Runtime` service per worker process. Nothing heavy happens at import: the encoder is
+loaded and the index snapshot read in `on_start`. Agents wait for `ready()` (the replica has
+caught up with `item-vectors`) before they apply user events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import mode
+import numpy as np
+
+from llmrec.engine import Engine, EngineConfig
+from llmrec.events import ModelInfo
+from llmrec.index import ItemIndex
+from llmrec.types import TextEncoder, Vectors
+from workers import metrics, topics
+from workers.agents.parking import ParkingLot
+from workers.app import app
+from workers.dlq import dead_letter
+from workers.replica import IndexReplica, VectorRecord
+from workers.settings import Settings, get_settings
+
+__all__ = ["HashingEncoder", "Runtime", "load_text_encoder"]
+
+log = logging.getLogger(__name__)
+
+
+class HashingEncoder:
+    """Bag-of-words feature hashing into `dim` signed buckets, L2-normalised (no model)."""
+
+    def __init__(self, dim: int = 384) -> None:
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for tok in re.findall(r"[a-z0-9\-]+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8).digest(), "little")
+                out[row, h % self._dim] += 1.0 if (h >> 32) & 1 else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.where(norms == 0, 1.0, norms)
+        return out
+
+
+def load_text_encoder(settings: Settings) -> tuple[TextEncoder, ModelInfo]:
+    """The encoder named by the settings, and the model info published with recommendations."""
+    if settings.encoder_backend == "hashing":
+        return HashingEncoder(), ModelInfo(encoder="hashing", variant="bow", version="1")
+    from llmrec.encoder import load_encoder  # heavy (onnxruntime): only when asked for
+
+    enc = load_encoder(settings.model_dir / "all-MiniLM-L6-v2", variant=settings.encoder_variant)
+    info = {k: str(v) for k, v in dict(enc.info).items()}
+    return enc, ModelInfo(
+        encoder=info.get("encoder", "all-MiniLM-L6-v2"),
+        variant=info.get("variant", settings.encoder_variant),
+        version=info.get("version", "unknown"),
+    )
+
+
+@app.service
+class Runtime(mode.Service):
+    """Holds the per-process pieces the agents and views call into."""
+
+    current: ClassVar[Runtime | None] = None
+    _started: ClassVar[asyncio.Event | None] = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = get_settings()
+        s = self.settings
+        self.parking = ParkingLot(s.park_max_per_item, s.park_max_total, s.park_timeout_s)
+        self.encoder: TextEncoder
+        self.model: ModelInfo
+        self.engine: Engine
+        self.replica: IndexReplica
+        Runtime.current = self
+
+    @classmethod
+    async def get(cls) -> Runtime:
+        """The started runtime, once its replica has caught up (or the catch-up timed out)."""
+        if cls._started is None:
+            cls._started = asyncio.Event()
+        await cls._started.wait()
+        assert cls.current is not None
+        rt = cls.current
+        if not rt.replica.caught_up.is_set():
+            try:
+                await asyncio.wait_for(
+                    rt.replica.caught_up.wait(), rt.settings.startup_catchup_timeout_s
+                )
+            except TimeoutError:
+                log.warning("item replica did not catch up in time; unknown items will park")
+        return rt
+
+    async def on_start(self) -> None:
+        s = self.settings
+        started = time.perf_counter()
+        self.encoder, self.model = load_text_encoder(s)
+        snap_dir = s.state_dir / "index"
+        snapshot = IndexReplica.load_snapshot(snap_dir)
+        if snapshot is None:
+            index, offsets, titles = ItemIndex(self.encoder.dim), {}, {}
+        else:
+            index, offsets, titles = snapshot
+            log.info("loaded index snapshot: %d items, offsets %s", len(index), offsets)
+        self.engine = Engine(EngineConfig(), index, self.encoder, titles=titles)
+        self.replica = IndexReplica(
+            bootstrap=s.bootstrap,
+            topic=topics.item_vectors.get_topic_name(),
+            index=index,
+            snapshot_dir=snap_dir,
+            snapshot_every_s=s.snapshot_every_s,
+            on_change=self._on_items_changed,
+            offsets=offsets,
+            titles=titles,
+        )
+        self.add_future(self.replica.run())
+        log.info("runtime started in %.1f s (%s)", time.perf_counter() - started, self.model)
+        if Runtime._started is None:
+            Runtime._started = asyncio.Event()
+        Runtime._started.set()
+
+    async def on_stop(self) -> None:
+        if hasattr(self, "replica"):
+            self.replica.snapshot()
+
+    async def _on_items_changed(
+        self, added: list[tuple[str, VectorRecord]], deleted: list[str]
+    ) -> None:
+        for item_id in deleted:
+            self.engine.forget_item(item_id)
+        replay = []
+        for item_id, rec in added:
+            self.engine.note_item(item_id, rec.title, rec.ts)
+            replay.extend(self.parking.release(item_id))
+        for parked in replay:
+            await topics.events_by_user.send(key=parked.user_id.encode(), value=parked.raw)
+        metrics.PARKED.set(len(self.parking))
+
+    @mode.Service.timer(1.0)
+    async def _expire_parked(self) -> None:
+        for item_id, ev in self.parking.expired():
+            await dead_letter(
+                topics.events_dlq, ev.raw, ev.key,
+                f"item {item_id!r} not indexed within {self.parking.timeout_s:.0f} s",
+                "unknown_item", topic=ev.topic, partition=ev.partition, offset=ev.offset,
+            )  # fmt: skip
+        metrics.PARKED.set(len(self.parking))

@@ -1,0 +1,62 @@
+"""The Faust application, configured from `Settings` (env `LLMREC_*`) at the process edge.
+
+Only configuration lives here; topics, tables, agents and web views are in their own modules
+and are imported by `workers.agents` (autodiscovery is off: imports are explicit).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from workers.settings import Settings, get_settings
+
+__all__ = ["app", "make_app", "rocksdb_available"]
+
+log = logging.getLogger(__name__)
+
+
+def rocksdb_available() -> bool:
+    """Whether Faust's RocksDB store can run here (it needs `rocksdict`)."""
+    try:
+        import rocksdict  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_app(settings: Settings) -> faust.App:
+    """A Faust app whose topics, store, ports and partitions come from `settings`."""
+    store = "memory://"
+    if settings.store == "rocksdb":
+        if rocksdb_available():
+            store = "rocksdb://"
+        else:
+            log.warning("rocksdict is not installed; user state falls back to the memory store")
+    return faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.bootstrap}",
+        store=store,
+        datadir=str(settings.state_dir / "faust"),
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=1,
+        producer_linger=0.001,
+        stream_buffer_maxsize=4096,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        table_cleanup_interval=60.0,
+    )
+
+
+app = make_app(get_settings())

@@ -1,0 +1,222 @@
+"""Pipeline commands: `worker`, `produce`, `tail`, `demo` (and `bench pipeline` in bench_pipeline).
+
+These talk to Kafka with plain aiokafka clients; only `worker` imports Faust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import typer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.progress import Progress
+
+from llmrec.data import dataset_events, item_records, load_movielens
+from workers.settings import Settings, get_settings
+from workers.topic_admin import ensure_topics, topic_names
+
+__all__ = ["produce", "replay", "tail", "worker"]
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+
+def worker(
+    loglevel: str = typer.Option("info", help="Faust log level."),
+) -> None:
+    """Start a Faust worker: agents, tables, index replica and the web server (LLMREC_WEB_PORT)."""
+    settings = get_settings()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(ensure_topics(settings))
+    from faust import Worker
+
+    import workers.agents
+    import workers.web  # noqa: F401 - registers the views
+    from workers.app import app
+
+    log.info("worker %s on %s, web :%d", settings.app_id, settings.bootstrap, settings.web_port)
+    Worker(app, loglevel=loglevel, web_port=settings.web_port, web_host=settings.web_host).execute_from_commandline()
+
+
+async def replay(
+    settings: Settings,
+    items: Iterator[dict[str, Any]] | None,
+    events: Iterator[dict[str, Any]] | None,
+    *,
+    speed: float = 0.0,
+    key_by_user: bool = True,
+    progress: bool = True,
+    total: int | None = None,
+) -> tuple[int, int]:
+    """Send items (all) then events (at `speed` events/s, 0 = as fast as possible)."""
+    names = topic_names(settings)
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, linger_ms=5, acks=1, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    n_items = n_events = 0
+    try:
+        for rec in items or ():
+            await producer.send(names["items"], orjson.dumps(rec), key=rec["item_id"].encode())
+            n_items += 1
+        await producer.flush()
+        with Progress(console=console, disable=not progress, transient=True) as bar:
+            task = bar.add_task("events", total=total)
+            started = time.perf_counter()
+            for ev in events or ():
+                key = ev["user_id"].encode() if key_by_user else None
+                await producer.send(names["events"], orjson.dumps(ev), key=key)
+                n_events += 1
+                if n_events % 100 == 0:
+                    bar.update(task, completed=n_events)
+                if speed > 0:
+                    ahead = n_events / speed - (time.perf_counter() - started)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+            await producer.flush()
+            bar.update(task, completed=n_events)
+    finally:
+        await producer.stop()
+    return n_items, n_events
+
+
+def _limited(it: Iterator[dict[str, Any]], limit: int | None) -> Iterator[dict[str, Any]]:
+    for i, rec in enumerate(it):
+        if limit is not None and i >= limit:
+            return
+        yield rec
+
+
+def produce(
+    dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k."),
+    limit: int | None = typer.Option(None, help="At most this many events."),
+    item_limit: int | None = typer.Option(None, help="At most this many items."),
+    speed: float = typer.Option(0.0, help="Events per second; 0 = as fast as possible."),
+    items: bool = typer.Option(True, help="Send the catalogue first."),
+    events: bool = typer.Option(True, help="Send the timestamp-ordered events."),
+    event: str | None = typer.Option(None, help="Send this one JSON event (or item with --to items)."),
+    to: str = typer.Option("events", help="Topic role for --event: events or items."),
+    unkeyed: bool = typer.Option(False, help="Send events without a key (tests repartitioning)."),
+) -> None:
+    """Replay a MovieLens dataset into Kafka, or send one JSON record."""
+    settings = get_settings()
+    if event is not None:
+        asyncio.run(_send_one(settings, to, event))
+        return
+    ds = load_movielens(settings.data_dir, dataset)
+    it_items = _limited(item_records(ds), item_limit) if items else None
+    it_events = _limited(dataset_events(ds), limit) if events else None
+    total = min(limit or 10**12, len(ds.ratings) + len(ds.tags))
+    n_items, n_events = asyncio.run(
+        replay(settings, it_items, it_events, speed=speed, key_by_user=not unkeyed, total=total)
+    )
+    console.print(f"sent {n_items} items and {n_events} events to {settings.bootstrap}")
+
+
+async def _send_one(settings: Settings, role: str, text: str) -> None:
+    names = topic_names(settings)
+    if role not in names:
+        raise typer.BadParameter(f"unknown topic role {role!r}; one of {sorted(names)}")
+    try:
+        doc = orjson.loads(text)
+        key_field = "item_id" if role == "items" else "user_id"
+        key = str(doc.get(key_field, "")).encode() or None if isinstance(doc, dict) else None
+    except orjson.JSONDecodeError:
+        key = None  # sent as is: the worker will dead-letter it
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks=1)
+    await producer.start()
+    try:
+        await producer.send_and_wait(names[role], text.encode(), key=key)
+    finally:
+        await producer.stop()
+
+
+async def load_titles(settings: Settings, timeout_s: float = 5.0) -> dict[str, str]:
+    """Titles of the catalogue, read from the compacted `items` topic."""
+    topic = topic_names(settings)["items"]
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    titles: dict[str, str] = {}
+    try:
+        tps = list(consumer.assignment()) or []
+        end = await consumer.end_offsets(tps) if tps else {}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batch.values():
+                for r in records:
+                    if r.value is None or r.key is None:
+                        continue
+                    try:
+                        titles[r.key.decode()] = str(orjson.loads(r.value).get("title", ""))
+                    except (orjson.JSONDecodeError, AttributeError):
+                        continue
+            if end and all(await consumer.position(tp) >= o for tp, o in end.items()):
+                break
+    finally:
+        await consumer.stop()
+    return titles
+
+
+def format_recommendation(doc: dict[str, Any], titles: dict[str, str], width: int = 5) -> str:
+    """One recommendation list as readable lines: user, trigger, top items with reasons."""
+    lines = [f"[bold]user {doc['user_id']}[/] after {doc.get('trigger_event_id')}"]
+    for i, item in enumerate(doc["items"][:width], 1):
+        title = titles.get(item["item_id"], item["item_id"])
+        reasons = "; ".join(item.get("reasons", []))
+        lines.append(f"  {i}. {title} [dim]({item['score']:.3f}) {reasons}[/]")
+    return "\n".join(lines)
+
+
+async def _tail(settings: Settings, from_beginning: bool, users: set[str], max_n: int | None) -> int:
+    titles = await load_titles(settings)
+    consumer = AIOKafkaConsumer(
+        topic_names(settings)["recommendations"],
+        bootstrap_servers=settings.bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+    )
+    await consumer.start()
+    out = Console()
+    shown = 0
+    try:
+        async for msg in consumer:
+            if msg.value is None:
+                continue
+            doc = orjson.loads(msg.value)
+            if users and doc.get("user_id") not in users:
+                continue
+            out.print(format_recommendation(doc, titles))
+            shown += 1
+            if max_n is not None and shown >= max_n:
+                break
+    finally:
+        await consumer.stop()
+    return shown
+
+
+def tail(
+    from_beginning: bool = typer.Option(False, help="Start at the oldest recommendation."),
+    user: list[str] = typer.Option([], help="Only these users (repeatable)."),
+    max_n: int | None = typer.Option(None, "--max", help="Stop after this many lists."),
+) -> None:
+    """Pretty-print the recommendations topic with item titles and reasons."""
+    try:
+        asyncio.run(_tail(get_settings(), from_beginning, set(user), max_n))
+    except KeyboardInterrupt:
+        pass
+
+
+def _path(p: str) -> Path:
+    return Path(p)

@@ -1,0 +1,67 @@
+"""Prometheus metrics of a worker process, in one registry served at `/metrics`."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = [
+    "DLQ",
+    "ENCODE_BATCH",
+    "ENCODE_SECONDS",
+    "EVENTS_IN",
+    "INDEX_ITEMS",
+    "LAG",
+    "LATENCY",
+    "PARKED",
+    "RECS_OUT",
+    "REGISTRY",
+    "REROUTED",
+    "render",
+]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+EVENTS_IN = Counter(
+    "llmrec_events_in", "Valid user events consumed, by type.", ["type"], registry=REGISTRY
+)
+RECS_OUT = Counter(
+    "llmrec_recommendations_out", "Recommendation lists published.", registry=REGISTRY
+)
+REROUTED = Counter(
+    "llmrec_events_rerouted",
+    "Events whose Kafka key was not their user_id, repartitioned by user.",
+    registry=REGISTRY,
+)
+DLQ = Counter(
+    "llmrec_dlq", "Records sent to a dead-letter topic.", ["source", "kind"], registry=REGISTRY
+)
+ENCODE_BATCH = Histogram(
+    "llmrec_encode_batch_size",
+    "Items per encoder batch.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    registry=REGISTRY,
+)
+ENCODE_SECONDS = Histogram(
+    "llmrec_encode_seconds",
+    "Wall time of one encoder batch.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
+INDEX_ITEMS = Gauge("llmrec_index_items", "Items in the local HNSW replica.", registry=REGISTRY)
+PARKED = Gauge(
+    "llmrec_parked_events", "Events waiting for their item to be indexed.", registry=REGISTRY
+)
+LATENCY = Histogram(
+    "llmrec_event_to_recommendation_seconds",
+    "Kafka timestamp of an event to the publication of its recommendations.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+LAG = Gauge(
+    "llmrec_consumer_lag", "Records behind the log end, by topic.", ["topic"], registry=REGISTRY
+)
+
+
+def render() -> bytes:
+    """The registry in the Prometheus text exposition format."""
+    return generate_latest(REGISTRY)

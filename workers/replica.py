@@ -1,0 +1,220 @@
+"""A full local replica of the item index, fed from the compacted `item-vectors` topic.
+
+Items are encoded once (by whichever worker owns the `items` partition) and every worker
+applies every vector: the replica is a plain aiokafka consumer with *manual assignment of all
+partitions* and no consumer group, so it is never split by a rebalance. (Faust's GlobalTable
+was the alternative; its standby/recovery path has open issues with multiple workers —
+faust-streaming/faust#283, #212 — and it would keep a second copy of every vector in RocksDB.)
+
+The index is snapshotted to disk with the next offset of each partition in its metadata, so a
+restart loads the snapshot and reads only the tail of the topic instead of all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from llmrec.exceptions import IndexError_
+from llmrec.index import ItemIndex
+from llmrec.types import Vector
+from workers import metrics
+
+__all__ = ["IndexReplica", "VectorRecord", "decode_vector", "encode_vector"]
+
+log = logging.getLogger(__name__)
+
+_MAGIC = b"IV1"
+_HEAD = struct.Struct("<3sH")
+
+
+@dataclass(frozen=True, slots=True)
+class VectorRecord:
+    """One `item-vectors` value: the vector plus what reasons and views need of the item."""
+
+    title: str
+    categories: tuple[str, ...]
+    ts: float
+    vector: Vector
+
+
+def encode_vector(rec: VectorRecord) -> bytes:
+    """Compact binary value: magic, header length, JSON header, raw float32 vector."""
+    head = orjson.dumps({"title": rec.title, "categories": list(rec.categories), "ts": rec.ts})
+    vec = np.ascontiguousarray(rec.vector, dtype="<f4").tobytes()
+    return _HEAD.pack(_MAGIC, len(head)) + head + vec
+
+
+def decode_vector(raw: bytes) -> VectorRecord:
+    magic, n = _HEAD.unpack_from(raw)
+    if magic != _MAGIC:
+        raise ValueError(f"not an item-vector record (magic {magic!r})")
+    start = _HEAD.size
+    head = orjson.loads(raw[start : start + n])
+    vector = np.frombuffer(raw[start + n :], dtype="<f4").astype(np.float32)
+    return VectorRecord(head["title"], tuple(head.get("categories", ())), head["ts"], vector)
+
+
+OnChange = Callable[[list[tuple[str, VectorRecord]], list[str]], Awaitable[None]]
+
+
+class IndexReplica:
+    """Consumes all of `item-vectors` into an ItemIndex; snapshots it with its offsets."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        index: ItemIndex,
+        snapshot_dir: Path,
+        snapshot_every_s: float,
+        on_change: OnChange,
+        offsets: dict[int, int] | None = None,
+        titles: dict[str, str] | None = None,
+    ) -> None:
+        self.topic = topic
+        self.index = index
+        self.titles: dict[str, str] = dict(titles or {})
+        self._bootstrap = bootstrap
+        self._snapshot_dir = snapshot_dir
+        self._snapshot_every_s = snapshot_every_s
+        self._on_change = on_change
+        self._next: dict[int, int] = dict(offsets or {})
+        self._saved: dict[int, int] = dict(self._next)
+        self._end: dict[int, int] = {}
+        self.caught_up = asyncio.Event()
+        self.last_poll_ok = 0.0
+        self._consumer: AIOKafkaConsumer | None = None
+
+    # -- snapshot ----------------------------------------------------------------------------
+
+    @staticmethod
+    def load_snapshot(snapshot_dir: Path) -> tuple[ItemIndex, dict[int, int], dict[str, str]] | None:
+        """The saved index, next offsets and titles, or None when there is no snapshot."""
+        if not (snapshot_dir / "meta.json").exists():
+            return None
+        try:
+            index, meta = ItemIndex.load(snapshot_dir)
+        except IndexError_ as exc:
+            log.warning("ignoring unreadable index snapshot: %s", exc)
+            return None
+        offsets = {int(p): int(o) for p, o in meta.get("offsets", {}).items()}
+        return index, offsets, dict(meta.get("titles", {}))
+
+    def snapshot(self) -> None:
+        """Save the index with the offsets it reflects (atomic; no-op when nothing changed)."""
+        if self._next == self._saved:
+            return
+        started = time.perf_counter()
+        offsets = dict(self._next)
+        meta = {"topic": self.topic, "offsets": offsets, "titles": self.titles}
+        self.index.save(self._snapshot_dir, meta)
+        self._saved = offsets
+        log.info(
+            "index snapshot: %d items, offsets %s, %.0f ms",
+            len(self.index), offsets, 1000 * (time.perf_counter() - started),
+        )  # fmt: skip
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    def lag(self) -> int:
+        return sum(max(0, end - self._next.get(p, 0)) for p, end in self._end.items())
+
+    async def run(self) -> None:
+        """Assign every partition, seek to the snapshot offsets, apply records until cancelled."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self._consumer = consumer
+        await consumer.start()
+        try:
+            parts = await self._partitions(consumer)
+            tps = [TopicPartition(self.topic, p) for p in parts]
+            consumer.assign(tps)
+            for tp in tps:
+                if tp.partition in self._next:
+                    consumer.seek(tp, self._next[tp.partition])
+                else:
+                    await consumer.seek_to_beginning(tp)
+            self._end = {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()}
+            log.info("replica of %s: resume at %s, end %s", self.topic, self._next, self._end)
+            last_snapshot = time.monotonic()
+            while True:
+                batches = await consumer.getmany(timeout_ms=100, max_records=512)
+                self.last_poll_ok = time.time()
+                for tp, records in batches.items():
+                    await self._apply(records)
+                    self._next[tp.partition] = records[-1].offset + 1
+                if not self.caught_up.is_set():
+                    if all(self._next.get(p, 0) >= e for p, e in self._end.items()):
+                        log.info("replica caught up: %d items", len(self.index))
+                        self.caught_up.set()
+                        self.snapshot()
+                elif time.monotonic() - last_snapshot > self._snapshot_every_s:
+                    self.snapshot()
+                    last_snapshot = time.monotonic()
+                if not batches:
+                    self._end = {
+                        tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()
+                    }
+                metrics.INDEX_ITEMS.set(len(self.index))
+                metrics.LAG.labels(topic=self.topic).set(self.lag())
+        finally:
+            await consumer.stop()
+            self._consumer = None
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
+        for _ in range(600):
+            parts = consumer.partitions_for_topic(self.topic)
+            if parts:
+                return sorted(parts)
+            await consumer._client.force_metadata_update()  # topic may be created by the app
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"topic {self.topic} does not exist")
+
+    async def _apply(self, records: list[Any]) -> None:
+        """Apply one partition's records in order: runs of upserts in one batch, then deletes."""
+        upserts: dict[str, VectorRecord] = {}
+        deleted: list[str] = []
+        for rec in records:
+            item_id = rec.key.decode("utf-8") if rec.key else ""
+            if not item_id:
+                continue
+            if rec.value is None:
+                upserts.pop(item_id, None)
+                deleted.append(item_id)
+                continue
+            try:
+                upserts[item_id] = decode_vector(rec.value)
+            except (ValueError, KeyError, struct.error) as exc:
+                log.error("skipping bad item-vector %s@%d: %s", item_id, rec.offset, exc)
+                continue
+            if item_id in deleted:
+                deleted.remove(item_id)
+        for item_id in deleted:
+            self.index.delete(item_id)
+            self.titles.pop(item_id, None)
+        added = list(upserts.items())
+        if added:
+            ids = [i for i, _ in added]
+            self.index.upsert(ids, np.stack([r.vector for _, r in added]))
+            for item_id, r in added:
+                self.titles[item_id] = r.title
+        if added or deleted:
+            await self._on_change(added, deleted)

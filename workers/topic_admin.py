@@ -1,0 +1,70 @@
+"""Topic names and creation, without Faust: used by the worker, the CLI and the tests.
+
+Every pipeline topic is created with `Settings.partitions` partitions; `items` and
+`item-vectors` are compacted (cleanup.policy=compact). Existing topics are left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from workers.settings import Settings
+
+__all__ = ["COMPACTED", "ensure_topics", "topic_names"]
+
+log = logging.getLogger(__name__)
+
+COMPACTED = ("items", "item_vectors")
+
+
+def topic_names(settings: Settings) -> dict[str, str]:
+    """Every topic name of the pipeline, by role."""
+    p = settings.topic_prefix
+    return {
+        "items": f"{p}items",
+        "item_vectors": f"{p}item-vectors",
+        "events": f"{p}events",
+        "events_by_user": f"{p}events-by-user",
+        "recommendations": f"{p}recommendations",
+        "events_dlq": f"{p}events.dlq",
+        "items_dlq": f"{p}items.dlq",
+    }
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create the missing pipeline topics; returns the names it created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await admin.start()
+            break
+        except Exception as exc:  # noqa: BLE001 - broker still starting: retry until deadline
+            if asyncio.get_running_loop().time() > deadline:
+                raise ConnectionError(f"broker {settings.bootstrap} unreachable: {exc}") from exc
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name,
+                num_partitions=settings.partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"} if role in COMPACTED else {},
+            )
+            for role, name in topic_names(settings).items()
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+            log.info("created topics %s", [t.name for t in wanted])
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()

@@ -1,0 +1,50 @@
+"""The topics of the pipeline; names are `Settings.topic_prefix` + name.
+
+Keys and values are raw bytes: records are parsed and validated by `llmrec.events` in the
+agents, so a bad record reaches the dead-letter topic with its original bytes.
+"""
+
+from __future__ import annotations
+
+from faust.types import TopicT
+
+from workers.app import app
+from workers.settings import get_settings
+from workers.topic_admin import topic_names
+
+__all__ = [
+    "COMPACT",
+    "events",
+    "events_by_user",
+    "events_dlq",
+    "item_vectors",
+    "items",
+    "items_dlq",
+    "recommendations",
+]
+
+COMPACT = {"cleanup.policy": "compact"}
+
+
+_names = topic_names(get_settings())
+
+
+def _topic(name: str, *, compact: bool = False, partitions: int | None = None) -> TopicT:
+    return app.topic(
+        _names[name],
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        config=COMPACT if compact else None,
+        acks=True,
+    )
+
+
+items = _topic("items", compact=True)
+item_vectors = _topic("item_vectors", compact=True)
+events = _topic("events")
+# Internal repartition topic: events whose key was not their user_id, re-keyed by user_id.
+events_by_user = _topic("events_by_user")
+recommendations = _topic("recommendations")
+events_dlq = _topic("events_dlq")
+items_dlq = _topic("items_dlq")
