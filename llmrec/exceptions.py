@@ -4,7 +4,7 @@ LlmrecError
 ├── InvalidRecordError   a record breaks the event contract (goes to a dead-letter topic)
 ├── EncoderError         the encoder cannot encode (bad input text, missing artifact)
 │   └── ModelArtifactError   an exported model is missing, corrupt or fails its gate
-├── IndexError_          the item index refuses an operation (dimension, capacity, unknown id)
+├── ItemIndexError       the item index refuses an operation (dimension, capacity, unknown id)
 └── BrokerError          the local Kafka broker cannot be started, reached or stopped
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 __all__ = [
     "BrokerError",
     "EncoderError",
-    "IndexError_",
     "InvalidRecordError",
+    "ItemIndexError",
     "LlmrecError",
     "ModelArtifactError",
 ]
@@ -40,7 +40,7 @@ class ModelArtifactError(EncoderError):
     """An exported model artifact is missing, corrupt, or failed its quality gate."""
 
 
-class IndexError_(LlmrecError):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+class ItemIndexError(LlmrecError):
     """The item index refused an operation."""
 
 

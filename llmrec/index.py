@@ -10,7 +10,6 @@ together with its id map and the caller's metadata (e.g. the Kafka offsets it re
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 from collections.abc import Collection, Sequence
@@ -21,7 +20,7 @@ from typing import Any
 import hnswlib
 import numpy as np
 
-from llmrec.exceptions import IndexError_
+from llmrec.exceptions import ItemIndexError
 from llmrec.types import Vector, Vectors
 
 __all__ = ["IndexConfig", "ItemIndex"]
@@ -46,7 +45,7 @@ class ItemIndex:
 
     def __init__(self, dim: int, config: IndexConfig | None = None) -> None:
         if dim <= 0:
-            raise IndexError_(f"dimension must be positive, got {dim}")
+            raise ItemIndexError(f"dimension must be positive, got {dim}")
         self.dim = dim
         self.config = config or IndexConfig()
         self._lock = threading.Lock()
@@ -91,7 +90,7 @@ class ItemIndex:
             try:
                 labels = [self._label_of[i] for i in item_ids]
             except KeyError as exc:
-                raise IndexError_(f"unknown item {exc.args[0]!r}") from exc
+                raise ItemIndexError(f"unknown item {exc.args[0]!r}") from exc
             if not labels:
                 return np.zeros((0, self.dim), dtype=np.float32)
             return np.asarray(self._graph.get_items(labels), dtype=np.float32)
@@ -109,7 +108,9 @@ class ItemIndex:
             if want == 0:
                 return []
             labels, dists = self._knn(query, want)
-            hits = [(self._id_of[int(lb)], 1.0 - float(d)) for lb, d in zip(labels, dists, strict=True)]
+            hits = [
+                (self._id_of[int(lb)], 1.0 - float(d)) for lb, d in zip(labels, dists, strict=True)
+            ]
         return [(i, s) for i, s in hits if i not in exclude][:k]
 
     def _knn(self, query: Vectors, want: int) -> tuple[Any, Any]:
@@ -131,9 +132,9 @@ class ItemIndex:
         """Insert or replace items. A replaced item keeps its label; its vector is updated."""
         data = self._check(np.asarray(vectors, dtype=np.float32))
         if len(item_ids) != data.shape[0]:
-            raise IndexError_(f"{len(item_ids)} ids for {data.shape[0]} vectors")
+            raise ItemIndexError(f"{len(item_ids)} ids for {data.shape[0]} vectors")
         if len(set(item_ids)) != len(item_ids):
-            raise IndexError_("duplicate ids in one upsert batch")
+            raise ItemIndexError("duplicate ids in one upsert batch")
         with self._lock:
             labels = []
             fresh = 0
@@ -173,9 +174,11 @@ class ItemIndex:
 
     def _check(self, data: Vectors) -> Vectors:
         if data.ndim != 2 or data.shape[1] != self.dim:
-            raise IndexError_(f"expected vectors of dimension {self.dim}, got shape {data.shape}")
+            raise ItemIndexError(
+                f"expected vectors of dimension {self.dim}, got shape {data.shape}"
+            )
         if not np.isfinite(data).all():
-            raise IndexError_("vectors contain NaN or infinity")
+            raise ItemIndexError("vectors contain NaN or infinity")
         return data
 
     # -- persistence -------------------------------------------------------------------------
@@ -199,8 +202,8 @@ class ItemIndex:
         old = directory.with_name(directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
+            directory.replace(old)
+        tmp.replace(directory)
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
@@ -210,7 +213,7 @@ class ItemIndex:
         try:
             doc = json.loads((directory / _META).read_bytes())
         except (OSError, ValueError) as exc:
-            raise IndexError_(f"no readable index snapshot in {directory}: {exc}") from exc
+            raise ItemIndexError(f"no readable index snapshot in {directory}: {exc}") from exc
         index = cls(int(doc["dim"]), IndexConfig(**doc["config"]))
         index._graph = hnswlib.Index(space="cosine", dim=index.dim)
         index._graph.load_index(str(directory / _GRAPH), allow_replace_deleted=True)

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Vector", "Vectors", "TextEncoder"]
+__all__ = ["TextEncoder", "Vector", "Vectors"]
 
 Vector = npt.NDArray[np.float32]
 """One L2-normalised embedding, shape (dim,)."""

@@ -106,7 +106,7 @@ def kafka_answers(host: str, port: int, timeout: float = 2.0) -> bool:
     if head is None:
         return False
     _size, correlation, error = struct.unpack(">iih", head)
-    return correlation == 7 and error == 0
+    return bool(correlation == 7 and error == 0)
 
 
 def _recv_exact(s: socket.socket, n: int) -> bytes | None:
@@ -172,19 +172,21 @@ class LocalBroker:
         current = self.status()
         if current.running:
             return self._wait_answering(current.pid, timeout)
-        _require_tool("java", "Java 17+ is needed to run the broker (apt-get install openjdk-17-jre)")
+        _require_tool(
+            "java", "Java 17+ is needed to run the broker (apt-get install openjdk-17-jre)"
+        )
         for port in (self.config.port, self.config.controller_port):
             if _port_taken(self.config.host, port):
                 raise BrokerError(
-                    f"port {port} on {self.config.host} is taken by another process; "
-                    "stop it or choose another port (LLMREC_KAFKA_PORT / LLMREC_KAFKA_CONTROLLER_PORT)"
+                    f"port {port} on {self.config.host} is taken by another process; stop it or "
+                    "choose another port (LLMREC_KAFKA_PORT / LLMREC_KAFKA_CONTROLLER_PORT)"
                 )
         self.ensure_jars()
         self._write_properties()
         self._format_storage()
         self._logs.mkdir(parents=True, exist_ok=True)
         out = (self._logs / "broker.out").open("ab")
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        proc = subprocess.Popen(
             [*self._java(), "kafka.Kafka", str(self._properties)],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -264,7 +266,9 @@ class LocalBroker:
                "-t", _cluster_id(), "-c", str(self._properties)]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise BrokerError(f"formatting Kafka storage failed:\n{(done.stdout + done.stderr)[-2000:]}")
+            raise BrokerError(
+                f"formatting Kafka storage failed:\n{(done.stdout + done.stderr)[-2000:]}"
+            )
 
     def _wait_answering(
         self, pid: int | None, timeout: float, proc: subprocess.Popen[bytes] | None = None

@@ -26,7 +26,9 @@ async def _create_topics(bootstrap: str, *names: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(n, num_partitions=1, replication_factor=1) for n in names])
+        await admin.create_topics(
+            [NewTopic(n, num_partitions=1, replication_factor=1) for n in names]
+        )
     finally:
         await admin.close()
 
@@ -36,6 +38,7 @@ async def _read(
     topic: str,
     group: str,
     n: int,
+    *,
     timeout: float,
     give_up: Callable[[], bool] = lambda: False,
 ) -> list[bytes]:
@@ -134,5 +137,6 @@ async def test_real_faust_worker_consumes_and_produces(
             worker.kill()
         log.close()
     got = [orjson.loads(v) for v in values]
-    assert [g["echo"]["n"] for g in got] == list(range(5)), (tmp_path / "worker.log").read_text()[-3000:]
+    worker_log = (tmp_path / "worker.log").read_text()[-3000:]
+    assert [g["echo"]["n"] for g in got] == list(range(5)), worker_log
     assert all(g["by"] == "faust" for g in got)

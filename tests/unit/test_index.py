@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmrec.exceptions import IndexError_
+from llmrec.exceptions import ItemIndexError
 from llmrec.index import IndexConfig, ItemIndex
 
 
@@ -77,13 +77,13 @@ def test_deleted_slots_are_reused() -> None:
 
 def test_bad_input_is_refused() -> None:
     index = ItemIndex(4)
-    with pytest.raises(IndexError_, match="dimension 4"):
+    with pytest.raises(ItemIndexError, match="dimension 4"):
         index.upsert(["a"], np.ones((1, 3), dtype=np.float32))
-    with pytest.raises(IndexError_, match="NaN"):
+    with pytest.raises(ItemIndexError, match="NaN"):
         index.upsert(["a"], np.full((1, 4), np.nan, dtype=np.float32))
-    with pytest.raises(IndexError_, match="duplicate"):
+    with pytest.raises(ItemIndexError, match="duplicate"):
         index.upsert(["a", "a"], np.ones((2, 4), dtype=np.float32))
-    with pytest.raises(IndexError_, match="unknown item"):
+    with pytest.raises(ItemIndexError, match="unknown item"):
         index.vectors(["nope"])
 
 
@@ -106,7 +106,7 @@ def test_snapshot_round_trip_keeps_ids_meta_and_ef(tmp_path: Path) -> None:
 
 
 def test_missing_snapshot_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(IndexError_, match="no readable index snapshot"):
+    with pytest.raises(ItemIndexError, match="no readable index snapshot"):
         ItemIndex.load(tmp_path)
 
 
@@ -120,14 +120,14 @@ def test_concurrent_writers_and_readers_do_not_crash() -> None:
         try:
             for n in range(0, 2000, 50):
                 index.upsert([str(j) for j in range(n, n + 50)], data[n : n + 50])
-        except BaseException as exc:  # noqa: BLE001 - surfaced by the assert below
+        except BaseException as exc:
             errors.append(exc)
 
     def read() -> None:
         try:
             for n in range(300):
                 index.search(data[n], 10)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=write), threading.Thread(target=read)]
