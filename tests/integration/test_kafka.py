@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from llmrec.exceptions import BrokerError
-from workers.kafka_local import BrokerConfig, LocalBroker, kafka_answers
+from workers.kafka_local import BrokerConfig, LocalBroker, free_port, kafka_answers
 
 pytestmark = pytest.mark.kafka
 
@@ -140,3 +140,21 @@ async def test_real_faust_worker_consumes_and_produces(
     worker_log = (tmp_path / "worker.log").read_text()[-3000:]
     assert [g["echo"]["n"] for g in got] == list(range(5)), worker_log
     assert all(g["by"] == "faust" for g in got)
+
+
+def test_down_leaves_no_broker_process(kafka_broker: LocalBroker, tmp_path: Path) -> None:
+    second = LocalBroker(
+        BrokerConfig(
+            home=tmp_path,
+            lib=kafka_broker.config.lib,
+            port=free_port(),
+            controller_port=free_port(),
+            heap="256m",
+        )
+    )
+    pid = second.up(timeout=120).pid
+    assert pid is not None
+    assert second.down() is True
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert second.status().running is False
+    assert second.down() is False  # idempotent
