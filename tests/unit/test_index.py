@@ -137,3 +137,14 @@ def test_concurrent_writers_and_readers_do_not_crash() -> None:
         t.join()
     assert errors == []
     assert len(index) == 2000
+
+
+def test_vectors_are_normalised_copies_in_request_order() -> None:
+    index = ItemIndex(2, IndexConfig(initial_capacity=2))
+    index.upsert(["a", "b", "c"], np.array([[3, 4], [0, 2], [1, 0]], dtype=np.float32))
+    np.testing.assert_allclose(index.vectors(["c", "a"]), [[1, 0], [0.6, 0.8]], atol=1e-6)
+    assert index.vectors([]).shape == (0, 2)
+    got = index.vector("b")
+    assert got is not None
+    got[:] = 9  # a copy: the index is unchanged
+    np.testing.assert_allclose(index.vector("b"), [0, 1], atol=1e-6)
