@@ -60,35 +60,35 @@ class CoVisitation:
         """The raw co-visitation weight of (a, b)."""
         return self._pairs.get(a, {}).get(b, 0.0)
 
-    def neighbours(self, item_id: str, k: int | None = None) -> list[tuple[str, float]]:
-        """Neighbours of `item_id` by normalised similarity, best first."""
+    def _normalised(self, item_id: str) -> list[tuple[str, float]]:
         nbrs = self._pairs.get(item_id)
         if not nbrs:
             return []
         alpha = self.config.normalise_alpha
-        ma = self._mass.get(item_id, 1.0)
-        scored = [
-            (b, c / (max(ma, 1e-9) ** alpha * max(self._mass.get(b, 1.0), 1e-9) ** (1 - alpha)))
-            for b, c in nbrs.items()
+        left = max(self._mass.get(item_id, 1.0), 1e-9) ** alpha
+        mass = self._mass
+        return [
+            (b, c / (left * max(mass.get(b, 1.0), 1e-9) ** (1 - alpha))) for b, c in nbrs.items()
         ]
-        scored.sort(key=lambda kv: kv[1], reverse=True)
+
+    def neighbours(self, item_id: str, k: int | None = None) -> list[tuple[str, float]]:
+        """Neighbours of `item_id` by normalised similarity, best first."""
+        scored = sorted(self._normalised(item_id), key=lambda kv: kv[1], reverse=True)
         return scored[:k] if k is not None else scored
 
     def score(self, recent: Iterable[tuple[str, float]]) -> dict[str, tuple[float, str]]:
         """Neighbour similarities summed over weighted `recent`: item -> (score, main source)."""
-        out: dict[str, tuple[float, str]] = {}
-        best: dict[str, float] = {}
+        total: dict[str, float] = {}
+        best: dict[str, tuple[float, str]] = {}
         for src, w in recent:
             if w <= 0:
                 continue
-            for b, s in self.neighbours(src):
+            for b, s in self._normalised(src):
                 contrib = w * s
-                prev = out.get(b)
-                total = contrib + (prev[0] if prev else 0.0)
-                top = prev[1] if prev and best[b] >= contrib else src
-                best[b] = max(best.get(b, 0.0), contrib)
-                out[b] = (total, top)
-        return out
+                total[b] = total.get(b, 0.0) + contrib
+                if contrib > best.get(b, (0.0, ""))[0]:
+                    best[b] = (contrib, src)
+        return {b: (t, best[b][1]) for b, t in total.items()}
 
     def memory_items(self) -> int:
         """Number of stored (item, neighbour) pairs: the memory bound's unit."""

@@ -16,17 +16,26 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from llmrec.covisit import CoVisitation, CoVisitConfig
 from llmrec.events import Event, EventType, RecommendedItem
+from llmrec.exceptions import ItemIndexError
 from llmrec.index import ItemIndex
 from llmrec.interests import InterestConfig, UserState, id_hash
 from llmrec.popularity import DecayedPopularity, PopularityConfig
 from llmrec.rerank import RerankConfig, mmr
 from llmrec.sentiment import SentimentScorer, rating_sentiment
-from llmrec.types import TextEncoder
+from llmrec.types import TextEncoder, Vectors
 
-__all__ = ["DEFAULT_EVENT_WEIGHTS", "Engine", "EngineConfig", "RetrievalConfig"]
+__all__ = [
+    "DEFAULT_EVENT_WEIGHTS",
+    "Candidates",
+    "Engine",
+    "EngineConfig",
+    "RetrievalConfig",
+    "fuse",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +56,15 @@ class RetrievalConfig:
 
     per_topic_k: int = 100
     short_k: int = 50
+    covisit_k: int = 200
     popular_k: int = 100
     new_k: int = 20
-    w_content: float = 1.0
-    w_short: float = 0.3
+    w_content: float = 0.1
+    w_short: float = 0.0
     w_covisit: float = 1.0
-    w_popular: float = 0.3
+    w_popular: float = 0.05
     w_negative: float = 0.3
-    w_new: float = 0.1
+    w_new: float = 0.05
     recent_decay: float = 0.9
     text_weight: float = 0.5
     rating_neutral: float = 2.5
@@ -82,8 +92,56 @@ class _Candidate:
     new: bool = False
 
 
+@dataclass(slots=True)
+class Candidates:
+    """One user's candidates (rows) with each source's unweighted feature, ready to fuse."""
+
+    ids: list[str]
+    vecs: Vectors
+    content: npt.NDArray[np.float64]
+    best_topic: npt.NDArray[np.int64]
+    short: npt.NDArray[np.float64]
+    negative: npt.NDArray[np.float64]
+    covisit: npt.NDArray[np.float64]
+    popular: npt.NDArray[np.float64]
+    new: npt.NDArray[np.float64]
+    session: float
+    sources: list[str]
+
+
+def relevant_new(c: Candidates) -> npt.NDArray[np.float64]:
+    """The "new" feature, kept only for new items in the top quarter by content similarity.
+
+    Content cosines of a user's candidates span a narrow band (~0.6-0.7), so an ungated "new"
+    boost outweighs the content term and pushes arbitrary fresh items above relevant ones.
+    A user with no interest vectors yet (all content zero) gets every new item boosted.
+    """
+    if not np.any(c.content):
+        return c.new
+    cutoff = np.quantile(c.content, 0.75)
+    gated: npt.NDArray[np.float64] = c.new * (c.content >= cutoff)
+    return gated
+
+
+def fuse(c: Candidates, r: RetrievalConfig) -> npt.NDArray[np.float64]:
+    """The linear fusion of candidate features under the weights of `r`."""
+    score: npt.NDArray[np.float64] = (
+        r.w_content * c.content
+        + r.w_short * c.session * c.short
+        + r.w_covisit * c.covisit
+        + r.w_popular * c.popular
+        - r.w_negative * c.negative
+        + r.w_new * relevant_new(c)
+    )
+    return score
+
+
 class Engine:
-    """Incremental hybrid recommender over an `ItemIndex`; shared stats live in memory."""
+    """Incremental hybrid recommender over an `ItemIndex`; shared stats live in memory.
+
+    One writer: `observe` and `note_item` must run on one thread (the agent's event loop);
+    `recommend` only reads and tolerates items deleted from the index while it runs.
+    """
 
     def __init__(
         self,
@@ -190,6 +248,28 @@ class Engine:
         """Top `k` items for the user in `state` at time `now`, with reasons; cold start if none."""
         if k <= 0:
             return []
+        st, c = self.candidates(state, now, exclude)
+        if c is None:
+            return []
+        score = fuse(c, self.config.retrieval)
+        labels = self._topic_labels(st)
+        out = []
+        for j in self.order(c, score, k):
+            topic = labels[int(c.best_topic[j])] if c.best_topic[j] >= 0 else ""
+            reasons = self._reasons(c, j, topic)
+            out.append(RecommendedItem(item_id=c.ids[j], score=float(score[j]), reasons=reasons))
+        return out
+
+    def order(self, c: Candidates, score: npt.NDArray[np.float64], k: int) -> list[int]:
+        """Indices into `c` of the final `k`: the best `pool` by score, then MMR."""
+        pool = np.argsort(-score, kind="stable")[: max(k, self.config.rerank.pool)]
+        picked = mmr(score[pool].tolist(), c.vecs[pool], k, self.config.rerank.mmr_lambda)
+        return [int(pool[o]) for o in picked]
+
+    def candidates(
+        self, state: bytes | None, now: float, exclude: Collection[str] = ()
+    ) -> tuple[UserState, Candidates | None]:
+        """Gather candidates from every source with their unweighted features (no fusion)."""
         st = self._load(state)
         r = self.config.retrieval
         banned = st.seen_hashes() | st.disliked_hashes()
@@ -215,7 +295,8 @@ class Engine:
         recent = [
             (i, w * r.recent_decay ** (n_recent - 1 - pos)) for pos, (i, w) in enumerate(st.recent)
         ]
-        for item_id, (score, src) in self.covisit.score(recent).items():
+        covisited = sorted(self.covisit.score(recent).items(), key=lambda kv: -kv[1][0])
+        for item_id, (score, src) in covisited[: r.covisit_k + len(st.recent)]:
             if (c := cand(item_id)) is not None:
                 c.covisit, c.covisit_src = score, src
         exclude_ids = set(exclude) | {i for i, _ in st.recent}
@@ -225,71 +306,70 @@ class Engine:
         if st.short is not None and st.short_weight > 0:
             for item_id, _ in self.index.search(st.short, r.short_k, exclude_ids):
                 cand(item_id)
-        if not cands:
-            return []
-        return self._rank(st, cands, k)
+        ids, vecs = self._vectors(list(cands))
+        if not ids:
+            return st, None
+        return st, self._features(st, ids, vecs, [cands[i] for i in ids])
 
-    def _rank(self, st: UserState, cands: dict[str, _Candidate], k: int) -> list[RecommendedItem]:
-        r = self.config.retrieval
-        ids = list(cands)
-        vecs = self.index.vectors(ids)
-        content = np.zeros(len(ids))
-        best_topic = np.full(len(ids), -1)
+    def _features(
+        self, st: UserState, ids: list[str], vecs: Vectors, cs: list[_Candidate]
+    ) -> Candidates:
+        n = len(ids)
+        content = np.zeros(n)
+        best_topic = np.full(n, -1)
         if st.topics:
             shares = np.asarray(st.topic_shares())
             sims = vecs @ np.stack([t.centroid for t in st.topics]).T
             gated = sims * (0.5 + 0.5 * shares / max(shares.max(), 1e-9))
             best_topic = np.argmax(gated, axis=1)
-            content = gated[np.arange(len(ids)), best_topic]
-        short = vecs @ st.short if st.short is not None else np.zeros(len(ids))
-        negative = vecs @ st.negative if st.negative is not None else np.zeros(len(ids))
-        cov = np.asarray([cands[i].covisit for i in ids])
-        cov = cov / cov.max() if cov.max() > 0 else cov
-        popular = np.asarray([cands[i].popular for i in ids])
-        new = np.asarray([cands[i].new for i in ids], dtype=np.float64)
-        session = min(1.0, st.short_weight)
-        score = (
-            r.w_content * content
-            + r.w_short * session * short
-            + r.w_covisit * cov
-            + r.w_popular * popular
-            - r.w_negative * np.clip(negative, 0.0, None)
-            + r.w_new * new
+            content = gated[np.arange(n), best_topic]
+        cov = np.asarray([c.covisit for c in cs])
+        zeros = np.zeros(n)
+        short = vecs @ st.short if st.short is not None else zeros
+        negative = np.clip(vecs @ st.negative, 0.0, None) if st.negative is not None else zeros
+        return Candidates(
+            ids=ids,
+            vecs=vecs,
+            content=content,
+            best_topic=best_topic,
+            short=np.asarray(short, dtype=np.float64),
+            negative=np.asarray(negative, dtype=np.float64),
+            covisit=cov / cov.max() if cov.max() > 0 else cov,
+            popular=np.asarray([c.popular for c in cs]),
+            new=np.asarray([c.new for c in cs], dtype=np.float64),
+            session=min(1.0, st.short_weight),
+            sources=[c.covisit_src for c in cs],
         )
-        pool = np.argsort(-score, kind="stable")[: max(k, self.config.rerank.pool)]
-        order = mmr(score[pool].tolist(), vecs[pool], k, self.config.rerank.mmr_lambda)
-        out = []
-        for j in (int(pool[o]) for o in order):
-            item_id = ids[j]
-            out.append(
-                RecommendedItem(
-                    item_id=item_id,
-                    score=float(score[j]),
-                    reasons=self._reasons(
-                        st, cands[item_id], cov[j], content[j], int(best_topic[j])
-                    ),
-                )
+
+    def _vectors(self, ids: list[str]) -> tuple[list[str], Vectors]:
+        """Vectors of `ids`; an item deleted meanwhile (another thread) is dropped, not fatal."""
+        try:
+            return ids, self.index.vectors(ids)
+        except ItemIndexError:
+            alive = [i for i in ids if i in self.index]
+            log.debug("dropped %d items deleted during recommend", len(ids) - len(alive))
+            return (
+                self._vectors(alive)
+                if len(alive) < len(ids)
+                else (alive, self.index.vectors(alive))
             )
-        return out
 
-    def _reasons(
-        self, st: UserState, c: _Candidate, cov: float, content: float, topic: int
-    ) -> list[str]:
+    def _reasons(self, c: Candidates, j: int, topic: str) -> list[str]:
         reasons = []
-        if c.covisit_src and cov >= 0.2:
-            reasons.append(f"because you watched {self.title(c.covisit_src)}")
-        if topic >= 0 and content >= 0.3:
-            reasons.append(f"matches your interest in {self._topic_label(st, topic)}")
-        if c.popular >= 0.3:
+        if c.sources[j] and c.covisit[j] >= 0.2:
+            reasons.append(f"because you watched {self.title(c.sources[j])}")
+        if topic and c.content[j] >= 0.3:
+            reasons.append(f"matches your interest in {topic}")
+        if c.popular[j] >= 0.3:
             reasons.append("popular now")
-        if c.new:
+        if c.new[j]:
             reasons.append("new")
-        return reasons or ["popular now" if c.popular > 0 else "similar to your taste"]
+        return reasons or ["popular now" if c.popular[j] > 0 else "similar to your taste"]
 
-    def _topic_label(self, st: UserState, topic: int) -> str:
-        """Name a topic by the user's recent item closest to its centroid."""
+    def _topic_labels(self, st: UserState) -> list[str]:
+        """Name each topic by the user's recent liked item closest to its centroid."""
         positives = [i for i, w in st.recent if w > 0 and i in self.index]
-        if not positives:
-            return "your earlier picks"
-        sims = self.index.vectors(positives) @ st.topics[topic].centroid
-        return f"titles like {self.title(positives[int(np.argmax(sims))])}"
+        if not positives or not st.topics:
+            return ["your earlier picks"] * len(st.topics)
+        sims = self.index.vectors(positives) @ np.stack([t.centroid for t in st.topics]).T
+        return [f"titles like {self.title(positives[int(j)])}" for j in np.argmax(sims, axis=0)]

@@ -21,7 +21,7 @@ __all__ = ["RerankConfig", "mmr"]
 class RerankConfig:
     """MMR trade-off and how many top candidates it considers."""
 
-    mmr_lambda: float = 0.85
+    mmr_lambda: float = 0.9
     pool: int = 100
 
 

@@ -6,7 +6,9 @@ import logging
 
 import typer
 
+from onnx_export.cli import bench_encoder, export_model
 from workers import bench_pipeline, cli_demo, cli_kafka, cli_pipeline
+from workers.cli_eval import eval_command
 
 __all__ = ["app", "main"]
 
@@ -22,6 +24,9 @@ app.add_typer(cli_kafka.app, name="kafka")
 app.add_typer(bench_app, name="bench")
 
 # --- command registration (one line per command; modules own their code) -----------------
+app.command("export-model")(export_model)
+app.command("eval")(eval_command)
+bench_app.command("encoder")(bench_encoder)
 app.command("worker")(cli_pipeline.worker)
 app.command("produce")(cli_pipeline.produce)
 app.command("tail")(cli_pipeline.tail)

@@ -6,6 +6,7 @@ These talk to Kafka with plain aiokafka clients; only `worker` imports Faust.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from rich.progress import Progress
 
 from llmrec.data import dataset_events, item_records, load_movielens
 from workers.settings import Settings, get_settings
-from workers.topic_admin import ensure_topics, topic_names
+from workers.topic_admin import assign_all, ensure_topics, topic_names
 
 __all__ = ["produce", "replay", "tail", "worker"]
 
@@ -42,7 +43,7 @@ def worker(
     from workers.app import app
 
     log.info("worker %s on %s, web :%d", settings.app_id, settings.bootstrap, settings.web_port)
-    Worker(app, loglevel=loglevel, web_port=settings.web_port, web_host=settings.web_host).execute_from_commandline()
+    Worker(app, loglevel=loglevel).execute_from_commandline()
 
 
 async def replay(
@@ -95,14 +96,16 @@ def _limited(it: Iterator[dict[str, Any]], limit: int | None) -> Iterator[dict[s
         yield rec
 
 
-def produce(
+def produce(  # noqa: PLR0917 - one positional per CLI option is typer's style
     dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k."),
     limit: int | None = typer.Option(None, help="At most this many events."),
     item_limit: int | None = typer.Option(None, help="At most this many items."),
     speed: float = typer.Option(0.0, help="Events per second; 0 = as fast as possible."),
     items: bool = typer.Option(True, help="Send the catalogue first."),
     events: bool = typer.Option(True, help="Send the timestamp-ordered events."),
-    event: str | None = typer.Option(None, help="Send this one JSON event (or item with --to items)."),
+    event: str | None = typer.Option(
+        None, help="Send this one JSON event (or item with --to items)."
+    ),
     to: str = typer.Option("events", help="Topic role for --event: events or items."),
     unkeyed: bool = typer.Option(False, help="Send events without a key (tests repartitioning)."),
 ) -> None:
@@ -144,12 +147,13 @@ async def load_titles(settings: Settings, timeout_s: float = 5.0) -> dict[str, s
     """Titles of the catalogue, read from the compacted `items` topic."""
     topic = topic_names(settings)["items"]
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap, group_id=None, auto_offset_reset="earliest"
+        bootstrap_servers=settings.bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     titles: dict[str, str] = {}
     try:
-        tps = list(consumer.assignment()) or []
+        tps = await assign_all(consumer, topic)
+        await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps) if tps else {}
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -162,7 +166,8 @@ async def load_titles(settings: Settings, timeout_s: float = 5.0) -> dict[str, s
                         titles[r.key.decode()] = str(orjson.loads(r.value).get("title", ""))
                     except (orjson.JSONDecodeError, AttributeError):
                         continue
-            if end and all(await consumer.position(tp) >= o for tp, o in end.items()):
+            positions = [await consumer.position(tp) for tp in end]
+            if all(p >= o for p, o in zip(positions, end.values(), strict=True)):
                 break
     finally:
         await consumer.stop()
@@ -179,15 +184,17 @@ def format_recommendation(doc: dict[str, Any], titles: dict[str, str], width: in
     return "\n".join(lines)
 
 
-async def _tail(settings: Settings, from_beginning: bool, users: set[str], max_n: int | None) -> int:
+async def _tail(
+    settings: Settings, from_beginning: bool, users: set[str], max_n: int | None
+) -> int:
     titles = await load_titles(settings)
     consumer = AIOKafkaConsumer(
-        topic_names(settings)["recommendations"],
         bootstrap_servers=settings.bootstrap,
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
     )
     await consumer.start()
+    await assign_all(consumer, topic_names(settings)["recommendations"])
     out = Console()
     shown = 0
     try:
@@ -208,14 +215,12 @@ async def _tail(settings: Settings, from_beginning: bool, users: set[str], max_n
 
 def tail(
     from_beginning: bool = typer.Option(False, help="Start at the oldest recommendation."),
-    user: list[str] = typer.Option([], help="Only these users (repeatable)."),
+    user: list[str] | None = typer.Option(None, help="Only these users (repeatable)."),  # noqa: B008
     max_n: int | None = typer.Option(None, "--max", help="Stop after this many lists."),
 ) -> None:
     """Pretty-print the recommendations topic with item titles and reasons."""
-    try:
-        asyncio.run(_tail(get_settings(), from_beginning, set(user), max_n))
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_tail(get_settings(), from_beginning, set(user or ()), max_n))
 
 
 def _path(p: str) -> Path:

@@ -56,8 +56,15 @@ def dead_letter_record(
 
 
 async def dead_letter(
-    dlq: TopicT, raw: bytes | None, key: bytes | None, error: str, kind: str,
-    *, topic: str, partition: int, offset: int,
+    dlq: TopicT,
+    raw: bytes | None,
+    key: bytes | None,
+    error: str,
+    kind: str,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
 ) -> None:
     """Send one record to `dlq` with its reason; count and log it (no payload in the log)."""
     doc = dead_letter_record(
@@ -68,7 +75,7 @@ async def dead_letter(
     await dlq.send(key=key, value=orjson.dumps(doc))
 
 
-async def dead_letter_event(dlq: TopicT, event: EventT, error: str, kind: str) -> None:
+async def dead_letter_event(dlq: TopicT, event: EventT[bytes], error: str, kind: str) -> None:
     """`dead_letter` for a Faust event: source coordinates from its message."""
     msg = event.message
     await dead_letter(

@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
-from llmrec.exceptions import IndexError_
+from llmrec.exceptions import ItemIndexError
 from llmrec.index import ItemIndex
 from llmrec.types import Vector
 from workers import metrics
+from workers.topic_admin import assign_all
 
 __all__ = ["IndexReplica", "VectorRecord", "decode_vector", "encode_vector"]
 
@@ -100,13 +101,15 @@ class IndexReplica:
     # -- snapshot ----------------------------------------------------------------------------
 
     @staticmethod
-    def load_snapshot(snapshot_dir: Path) -> tuple[ItemIndex, dict[int, int], dict[str, str]] | None:
+    def load_snapshot(
+        snapshot_dir: Path,
+    ) -> tuple[ItemIndex, dict[int, int], dict[str, str]] | None:
         """The saved index, next offsets and titles, or None when there is no snapshot."""
         if not (snapshot_dir / "meta.json").exists():
             return None
         try:
             index, meta = ItemIndex.load(snapshot_dir)
-        except IndexError_ as exc:
+        except ItemIndexError as exc:
             log.warning("ignoring unreadable index snapshot: %s", exc)
             return None
         offsets = {int(p): int(o) for p, o in meta.get("offsets", {}).items()}
@@ -144,9 +147,7 @@ class IndexReplica:
         self._consumer = consumer
         await consumer.start()
         try:
-            parts = await self._partitions(consumer)
-            tps = [TopicPartition(self.topic, p) for p in parts]
-            consumer.assign(tps)
+            tps = await assign_all(consumer, self.topic, timeout_s=60.0)
             for tp in tps:
                 if tp.partition in self._next:
                     consumer.seek(tp, self._next[tp.partition])
@@ -178,15 +179,6 @@ class IndexReplica:
         finally:
             await consumer.stop()
             self._consumer = None
-
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[int]:
-        for _ in range(600):
-            parts = consumer.partitions_for_topic(self.topic)
-            if parts:
-                return sorted(parts)
-            await consumer._client.force_metadata_update()  # topic may be created by the app
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"topic {self.topic} does not exist")
 
     async def _apply(self, records: list[Any]) -> None:
         """Apply one partition's records in order: runs of upserts in one batch, then deletes."""

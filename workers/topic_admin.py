@@ -7,14 +7,16 @@ Every pipeline topic is created with `Settings.partitions` partitions; `items` a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from workers.settings import Settings
 
-__all__ = ["COMPACTED", "ensure_topics", "topic_names"]
+__all__ = ["COMPACTED", "assign_all", "ensure_topics", "topic_names"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
         try:
             await admin.start()
             break
-        except Exception as exc:  # noqa: BLE001 - broker still starting: retry until deadline
+        except Exception as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise ConnectionError(f"broker {settings.bootstrap} unreachable: {exc}") from exc
             await asyncio.sleep(0.5)
@@ -60,11 +62,44 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
             if name not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass
             log.info("created topics %s", [t.name for t in wanted])
+            await _wait_for_leaders(admin, [t.name for t in wanted], deadline)
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], deadline: float) -> None:
+    """Wait until every partition of `names` has a leader (avoids NotLeader retries after)."""
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline:
+        cluster = await admin._client.fetch_all_metadata()  # no public metadata accessor
+        parts = [(n, cluster.partitions_for_topic(n)) for n in names]
+        if all(
+            ps
+            and all(
+                cluster.leader_for_partition(TopicPartition(n, p)) not in (None, -1) for p in ps
+            )
+            for n, ps in parts
+        ):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def assign_all(
+    consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 30.0
+) -> list[TopicPartition]:
+    """Manually assign every partition of `topic` to a group-less consumer (waits for it)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        cluster = await consumer._client.fetch_all_metadata()  # no public per-topic refresh
+        parts = cluster.partitions_for_topic(topic)
+        if parts:
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            return tps
+        if asyncio.get_running_loop().time() > deadline:
+            raise ConnectionError(f"topic {topic} not found on {consumer._client.hosts}")
+        await asyncio.sleep(0.2)

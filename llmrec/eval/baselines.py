@@ -30,7 +30,7 @@ def itemknn_weights(x: sparse.csr_matrix, k: int = 400) -> F64:
     if k < sim.shape[0]:
         cut = np.partition(sim, -k, axis=0)[-k, :]
         sim[sim < cut[None, :]] = 0.0
-    return sim
+    return np.asarray(sim, dtype=np.float64)
 
 
 def ease_weights(x: sparse.csr_matrix, lam: float = 100.0) -> F64:
@@ -38,7 +38,7 @@ def ease_weights(x: sparse.csr_matrix, lam: float = 100.0) -> F64:
     g = (x.T @ x).toarray().astype(np.float64)
     g[np.diag_indices_from(g)] += lam
     p = np.linalg.inv(g)
-    b = -p / np.diag(p)[None, :]
+    b: F64 = -p / np.diag(p)[None, :]
     np.fill_diagonal(b, 0.0)
     return b
 
@@ -48,4 +48,4 @@ def content_scores(x: sparse.csr_matrix, item_vectors: npt.NDArray[np.float32]) 
     profile = np.asarray(x @ item_vectors, dtype=np.float64)
     norms = np.linalg.norm(profile, axis=1, keepdims=True)
     profile /= np.where(norms > 0, norms, 1.0)
-    return profile @ item_vectors.T.astype(np.float64)
+    return np.asarray(profile @ item_vectors.T.astype(np.float64), dtype=np.float64)

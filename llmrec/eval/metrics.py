@@ -27,7 +27,9 @@ def hit_rate(ranks: Sequence[int], k: int) -> float:
 
 def ndcg(ranks: Sequence[int], k: int) -> float:
     """Mean NDCG@k with one relevant item: 1/log2(rank+2) inside the top k, else 0."""
-    return float(np.mean([1.0 / math.log2(r + 2) if r < k else 0.0 for r in ranks])) if ranks else 0.0
+    return (
+        float(np.mean([1.0 / math.log2(r + 2) if r < k else 0.0 for r in ranks])) if ranks else 0.0
+    )
 
 
 def mrr(ranks: Sequence[int], depth: int = 50) -> float:

@@ -12,19 +12,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from llmrec.data.movielens import Interaction
-from llmrec.engine import Engine, EngineConfig
+from llmrec.engine import Engine, EngineConfig, fuse
 from llmrec.eval.baselines import content_scores, ease_weights, itemknn_weights, pop_scores
 from llmrec.eval.data import EvalData, train_events
 from llmrec.eval.metrics import KS
 from llmrec.index import ItemIndex
 from llmrec.types import TextEncoder
 
-__all__ = ["ModelRun", "baseline_runs", "engine_run", "replay_train", "tune_engine"]
+__all__ = ["ModelRun", "baseline_runs", "engine_run", "replay_train", "tune_engine", "with_params"]
 
 log = logging.getLogger(__name__)
 F64 = npt.NDArray[np.float64]
@@ -74,7 +75,10 @@ def _run(name: str, data: EvalData, score_row: Callable[[int], F64], **params: o
 
 
 def baseline_runs(
-    data: EvalData, item_vectors: npt.NDArray[np.float32], knn_k: int = 400, ease_lambda: float = 100.0
+    data: EvalData,
+    item_vectors: npt.NDArray[np.float32],
+    knn_k: int = 400,
+    ease_lambda: float = 100.0,
 ) -> Iterable[ModelRun]:
     """Pop, ItemKNN, EASE and content-only, fitted on train (a generator: one at a time)."""
     x = data.x_train
@@ -82,10 +86,8 @@ def baseline_runs(
     yield _run("Pop", data, lambda _: pop)
     knn = itemknn_weights(x, knn_k)
     yield _run("ItemKNN", data, lambda u: np.asarray(x[u] @ knn).ravel(), k=knn_k)
-    del knn
     ease = ease_weights(x, ease_lambda)
     yield _run("EASE", data, lambda u: np.asarray(x[u] @ ease).ravel(), lam=ease_lambda)
-    del ease
     content = content_scores(x, item_vectors)
     yield _run("Content", data, lambda u: content[u])
 
@@ -134,24 +136,46 @@ def _ndcg10(ranks: list[int]) -> float:
     return float(np.mean([1.0 / np.log2(r + 2) if r < 10 else 0.0 for r in ranks]))
 
 
+def with_params(base: EngineConfig, params: dict[str, float]) -> EngineConfig:
+    """`base` with retrieval fields and `mmr_lambda` overridden by `params`."""
+    retrieval: dict[str, Any] = {k: v for k, v in params.items() if k != "mmr_lambda"}
+    lam = params.get("mmr_lambda", base.rerank.mmr_lambda)
+    return replace(
+        base,
+        retrieval=replace(base.retrieval, **retrieval),
+        rerank=replace(base.rerank, mmr_lambda=lam),
+    )
+
+
 def tune_engine(
     engine: Engine, data: EvalData, states: dict[str, bytes], grid: list[dict[str, float]],
     progress: Callable[[int], None] | None = None,
 ) -> tuple[EngineConfig, list[tuple[dict[str, float], float]]]:  # fmt: skip
-    """Pick the retrieval/rerank weights with the best validation NDCG@10 (test is not read)."""
+    """Pick the fusion/MMR weights with the best validation NDCG@10 (test is never read).
+
+    Candidates and their features do not depend on the weights, so they are gathered once per
+    user (`Engine.candidates`) and every grid point only re-fuses and re-orders them, exactly as
+    `Engine.recommend` does.
+    """
     base = engine.config
+    gathered = []
+    for u in data.users:
+        target = data.split.validation[u]
+        exclude = {r.item_id for r in data.split.train[u]}
+        _, c = engine.candidates(states.get(u), target.ts, exclude)
+        gathered.append((c, target.item_id))  # (candidates, held-out item id)
     scored = []
     for params in grid:
-        retrieval = {k: v for k, v in params.items() if k != "mmr_lambda"}
-        rerank = replace(base.rerank, mmr_lambda=params.get("mmr_lambda", base.rerank.mmr_lambda))
-        engine.config = replace(base, retrieval=replace(base.retrieval, **retrieval), rerank=rerank)
-        val, _ = _engine_ranks(engine, data, states, with_val=False)
-        scored.append((params, _ndcg10(val)))
+        engine.config = with_params(base, params)
+        ranks = []
+        for c, item in gathered:
+            order = [] if c is None else engine.order(c, fuse(c, engine.config.retrieval), DEPTH)
+            recs = [c.ids[j] for j in order] if c is not None else []
+            ranks.append(recs.index(item) if item in recs else DEPTH)
+        scored.append((params, _ndcg10(ranks)))
         log.info("tune %s -> val NDCG@10 %.4f", params, scored[-1][1])
         if progress is not None:
             progress(1)
     best = max(scored, key=lambda ps: ps[1])[0]
-    retrieval = {k: v for k, v in best.items() if k != "mmr_lambda"}
-    rerank = replace(base.rerank, mmr_lambda=best.get("mmr_lambda", base.rerank.mmr_lambda))
-    engine.config = replace(base, retrieval=replace(base.retrieval, **retrieval), rerank=rerank)
+    engine.config = with_params(base, best)
     return engine.config, scored

@@ -25,7 +25,7 @@ from workers.replica import VectorRecord, encode_vector
 __all__ = ["encode_batch", "items_agent"]
 
 
-async def encode_batch(rt: Runtime, batch: Sequence[EventT]) -> None:
+async def encode_batch(rt: Runtime, batch: Sequence[EventT[bytes]]) -> None:
     """Parse a batch, encode the live items in one call, publish vectors and tombstones."""
     latest: dict[str, ItemRecord | None] = {}
     for event in batch:
@@ -39,7 +39,7 @@ async def encode_batch(rt: Runtime, batch: Sequence[EventT]) -> None:
         except InvalidRecordError as exc:
             await dead_letter_event(topics.items_dlq, event, exc.reason, "invalid")
             continue
-        latest[rec.item_id] = None if rec.deleted else rec
+        latest[rec.item_id] = None if rec.deleted else rec  # last write in a batch wins
     live = [(i, r) for i, r in latest.items() if r is not None]
     if live:
         texts = [item_text(r.title, r.categories, r.tags, r.description) for _, r in live]
@@ -51,8 +51,8 @@ async def encode_batch(rt: Runtime, batch: Sequence[EventT]) -> None:
         for (item_id, r), vec in zip(live, vectors, strict=True):
             value = encode_vector(VectorRecord(r.title, tuple(r.categories), r.ts, vec))
             await topics.item_vectors.send(key=item_id.encode(), value=value)
-    for item_id, r in latest.items():
-        if r is None:
+    for item_id, maybe in latest.items():
+        if maybe is None:
             await topics.item_vectors.send(key=item_id.encode(), value=None)
 
 
@@ -60,7 +60,7 @@ async def encode_batch(rt: Runtime, batch: Sequence[EventT]) -> None:
 async def items_agent(stream: StreamT[bytes]) -> None:
     rt = await Runtime.get()
     settings = rt.settings
-    async for batch in stream.take_events(
+    async for batch in stream.take_events(  # type: ignore[attr-defined]  # not in StreamT
         settings.item_batch_size, within=settings.item_batch_within_s
     ):
         await encode_batch(rt, batch)

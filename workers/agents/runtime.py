@@ -75,7 +75,7 @@ class Runtime(mode.Service):
     """Holds the per-process pieces the agents and views call into."""
 
     current: ClassVar[Runtime | None] = None
-    _started: ClassVar[asyncio.Event | None] = None
+    _ready: ClassVar[asyncio.Event | None] = None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -91,9 +91,9 @@ class Runtime(mode.Service):
     @classmethod
     async def get(cls) -> Runtime:
         """The started runtime, once its replica has caught up (or the catch-up timed out)."""
-        if cls._started is None:
-            cls._started = asyncio.Event()
-        await cls._started.wait()
+        if cls._ready is None:
+            cls._ready = asyncio.Event()
+        await cls._ready.wait()
         assert cls.current is not None
         rt = cls.current
         if not rt.replica.caught_up.is_set():
@@ -111,8 +111,10 @@ class Runtime(mode.Service):
         self.encoder, self.model = load_text_encoder(s)
         snap_dir = s.state_dir / "index"
         snapshot = IndexReplica.load_snapshot(snap_dir)
+        offsets: dict[int, int] = {}
+        titles: dict[str, str] = {}
         if snapshot is None:
-            index, offsets, titles = ItemIndex(self.encoder.dim), {}, {}
+            index = ItemIndex(self.encoder.dim)
         else:
             index, offsets, titles = snapshot
             log.info("loaded index snapshot: %d items, offsets %s", len(index), offsets)
@@ -129,9 +131,9 @@ class Runtime(mode.Service):
         )
         self.add_future(self.replica.run())
         log.info("runtime started in %.1f s (%s)", time.perf_counter() - started, self.model)
-        if Runtime._started is None:
-            Runtime._started = asyncio.Event()
-        Runtime._started.set()
+        if Runtime._ready is None:
+            Runtime._ready = asyncio.Event()
+        Runtime._ready.set()
 
     async def on_stop(self) -> None:
         if hasattr(self, "replica"):

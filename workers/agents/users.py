@@ -26,10 +26,11 @@ __all__ = ["apply_event", "events_agent", "events_by_user_agent", "handle"]
 log = logging.getLogger(__name__)
 
 
-async def handle(rt: Runtime, event: EventT, *, keyed_by_user: bool) -> None:
+async def handle(rt: Runtime, event: EventT[bytes], *, keyed_by_user: bool) -> None:
     """Validate one record, route it to its user's partition, park it or apply it."""
+    raw = event.message.value or b""
     try:
-        ev = parse_event(event.message.value)
+        ev = parse_event(raw)
     except InvalidRecordError as exc:
         await dead_letter_event(topics.events_dlq, event, exc.reason, "invalid")
         return
@@ -41,7 +42,7 @@ async def handle(rt: Runtime, event: EventT, *, keyed_by_user: bool) -> None:
     if not rt.engine.knows_item(ev.item_id):
         msg = event.message
         parked = ParkedEvent(
-            ev.user_id, msg.value, msg.key, msg.topic, msg.partition, msg.offset, time.time()
+            ev.user_id, raw, msg.key, msg.topic, msg.partition, msg.offset, time.time()
         )
         refused = rt.parking.park(ev.item_id, parked)
         metrics.PARKED.set(len(rt.parking))

@@ -1,0 +1,143 @@
+"""End to end: a real worker process, the real broker, a small real MovieLens catalogue."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.e2e.conftest import Pipeline
+
+NOW = time.time() - 3600
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.model, pytest.mark.slow]
+
+
+def _event(eid: str, user: str, item: str, kind: str = "purchase", **extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"event_id": eid, "type": kind, "user_id": user, "item_id": item}
+    doc["ts"] = extra.pop("ts", NOW)
+    if kind in ("purchase", "rating"):
+        doc["rating"] = 5.0
+    return {**doc, **extra}
+
+
+def _genres(catalogue: list[dict[str, Any]]) -> dict[str, list[str]]:
+    return {i["item_id"]: i["categories"] for i in catalogue}
+
+
+def test_scifi_fan_gets_mostly_scifi_and_nothing_seen(
+    pipeline: Pipeline, catalogue: list[dict[str, Any]]
+) -> None:
+    genres = _genres(catalogue)
+    scifi = [i["item_id"] for i in catalogue if "Sci-Fi" in i["categories"]]
+    seen = scifi[:12]
+    events = [_event(f"sf-{n}", "scifi-fan", item, ts=NOW + n) for n, item in enumerate(seen)]
+    pipeline.send_events(events)
+    rec = pipeline.recommendation_for(events[-1]["event_id"])
+    ids = [i["item_id"] for i in rec["items"]]
+    assert len(ids) == 10
+    assert not set(ids) & set(seen), "recommended an item the user already has"
+    share = sum("Sci-Fi" in genres[i] for i in ids) / len(ids)
+    assert share >= 0.5, f"only {share:.0%} Sci-Fi (catalogue is 37%): {ids}"
+    assert all(i["reasons"] for i in rec["items"])
+    assert rec["model"]["encoder"]
+
+
+def test_item_published_after_start_becomes_recommendable(pipeline: Pipeline) -> None:
+    item = {
+        "item_id": "e2e-new-1",
+        "title": "Starship Voyagers: Alien Space Odyssey (2031)",
+        "categories": ["Sci-Fi", "Adventure"],
+        "description": "A crew of astronauts travels to a distant galaxy to meet aliens.",
+        "ts": time.time(),
+    }
+    published = time.monotonic()
+    pipeline.send_items([item])
+    # An event on the new item sent at once is parked until the vector arrives, not lost.
+    ev = _event("new-1-view", "early-bird", "e2e-new-1", "view")
+    pipeline.send_events([ev])
+    rec = pipeline.recommendation_for("new-1-view", timeout=20)
+    assert "e2e-new-1" not in [i["item_id"] for i in rec["items"]]
+    status, doc = pipeline.get("/items/e2e-new-1/similar?k=5")
+    assert status == 200
+    assert len(doc["similar"]) == 5
+    assert time.monotonic() - published < 10, "new item took too long to become searchable"
+    # ... and it is a candidate for a Sci-Fi fan.
+    status, doc = pipeline.get("/users/scifi-fan/recommendations?k=50")
+    assert status == 200
+    assert doc["known_user"]
+    assert "e2e-new-1" in [i["item_id"] for i in doc["items"]]
+
+
+def test_review_text_changes_next_recommendations(
+    pipeline: Pipeline, catalogue: list[dict[str, Any]]
+) -> None:
+    other = [i["item_id"] for i in catalogue if "Sci-Fi" not in i["categories"]]
+    history = other[:5]
+    reviewed = other[5]
+    for user in ("reviewer-pos", "reviewer-neg"):
+        pipeline.send_events(
+            [_event(f"{user}-{n}", user, item, ts=NOW + n) for n, item in enumerate(history)]
+        )
+    texts = {
+        "reviewer-pos": "Absolutely wonderful, I loved every minute, a brilliant and moving film.",
+        "reviewer-neg": "Terrible and boring, I hated it, a complete waste of time.",
+    }
+    recs = {}
+    for user, text in texts.items():
+        ev = _event(f"{user}-review", user, reviewed, "review", text=text, ts=NOW + 100)
+        pipeline.send_events([ev])
+        recs[user] = [i["item_id"] for i in pipeline.recommendation_for(ev["event_id"])["items"]]
+    assert recs["reviewer-pos"] != recs["reviewer-neg"], "review text had no effect"
+
+
+def test_malformed_event_goes_to_dlq_and_stream_continues(pipeline: Pipeline) -> None:
+    bad = b'{"event_id": "bad-1", "type": "teleport", "user_id": "u-bad", "item_id": "1"}'
+    pipeline.send("events", [(b"u-bad", bad), (b"u-bad", b"\xff\xfe not json")])
+    good = _event("after-bad", "u-bad", "1", "view")
+    pipeline.send_events([good])
+    dead = pipeline.wait_for("events_dlq", lambda d: "bad-1" in (d.get("value") or ""))
+    assert dead["kind"] == "invalid"
+    assert "type" in dead["error"]
+    assert dead["source"]["topic"] == pipeline.topics["events"]
+    assert orjson.loads(dead["value"])["event_id"] == "bad-1"
+    binary = pipeline.wait_for("events_dlq", lambda d: d.get("value_encoding") == "base64")
+    assert "JSON" in binary["error"]
+    assert pipeline.recommendation_for("after-bad")["user_id"] == "u-bad"
+
+
+def test_unkeyed_events_are_repartitioned_by_user(pipeline: Pipeline) -> None:
+    evs = [_event(f"unkeyed-{n}", "u-unkeyed", str(n + 1), "view") for n in range(3)]
+    pipeline.send("events", [(None, orjson.dumps(e)) for e in evs])
+    # Unkeyed events land on any partition, so their relative order is lost; all three reach
+    # the one owner of the user's state, which then excludes all three items.
+    for e in evs:
+        assert pipeline.recommendation_for(e["event_id"])["user_id"] == "u-unkeyed"
+    status, doc = pipeline.get("/users/u-unkeyed/recommendations?k=20")
+    assert status == 200
+    assert doc["known_user"]
+    assert not {"1", "2", "3"} & {i["item_id"] for i in doc["items"]}
+
+
+def test_restarted_worker_keeps_user_state(
+    pipeline: Pipeline, catalogue: list[dict[str, Any]]
+) -> None:
+    scifi = [i["item_id"] for i in catalogue if "Sci-Fi" in i["categories"]]
+    seen = scifi[20:30]
+    pipeline.send_events(
+        [_event(f"rs-{n}", "restart-user", item, ts=NOW + n) for n, item in enumerate(seen)]
+    )
+    pipeline.recommendation_for(f"rs-{len(seen) - 1}")
+    pipeline.stop()
+    pipeline.start()
+    assert "loaded index snapshot" in pipeline.log_tail(200_000)
+    ev = _event("rs-after", "restart-user", scifi[30], "view", ts=NOW + 100)
+    pipeline.send_events([ev])
+    rec = pipeline.recommendation_for("rs-after")
+    ids = {i["item_id"] for i in rec["items"]}
+    assert not ids & set(seen), "state lost on restart: seen items recommended again"
+    status, doc = pipeline.get("/users/restart-user/recommendations")
+    assert status == 200
+    assert doc["known_user"]

@@ -1,0 +1,174 @@
+"""The Engine facade: observe/recommend round trips, exclusions, cold start, reasons, covisit."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from llmrec.covisit import CoVisitation, CoVisitConfig
+from llmrec.engine import Engine, EngineConfig
+from llmrec.events import Event, parse_event
+from llmrec.exceptions import ItemIndexError
+from llmrec.popularity import DecayedPopularity, PopularityConfig
+from llmrec.rerank import RerankConfig
+from llmrec.sentiment import SentimentScorer, rating_sentiment
+from tests.unit.fakes_recsys import HashingEncoder, build_index
+
+COOKING = ["pasta", "risotto", "curry", "bread", "soup", "pie", "salad", "stew"]
+SCIFI = ["alien", "robot", "starship", "planet", "android", "warp", "nebula", "cyborg"]
+WORDS = {
+    "c": "cooking recipe kitchen chef food dish",
+    "s": "science fiction space future galaxy adventure",
+}
+
+
+def _items() -> dict[str, str]:
+    items = {f"c-{w}": f"{WORDS['c']} {w}" for w in COOKING}
+    items.update({f"s-{w}": f"{WORDS['s']} {w}" for w in SCIFI})
+    return items
+
+
+@pytest.fixture
+def engine() -> Engine:
+    enc = HashingEncoder(64)
+    return Engine(EngineConfig(), build_index(enc, _items()), enc, titles={"c-pasta": "Pasta!"})
+
+
+def _ev(n: int, item: str, kind: str = "purchase", **kw: Any) -> Event:
+    return parse_event(
+        {"event_id": f"e{n}", "type": kind, "user_id": "u1", "item_id": item, "ts": 1e6 + n, **kw}
+    )
+
+
+def _feed(engine: Engine, events: list[Event], state: bytes | None = None) -> bytes:
+    for ev in events:
+        state = engine.observe(state, ev)
+    assert state is not None
+    return state
+
+
+def test_cold_start_gives_popular_and_new_items(engine: Engine) -> None:
+    other = _feed(engine, [_ev(i, "s-alien") for i in range(3)] + [_ev(9, "c-soup")])
+    assert engine.seen(other) == {"s-alien", "c-soup"}
+    engine.note_item("c-pie", "Pie", ts=2e6)
+    recs = engine.recommend(None, 3, now=2e6)
+    assert recs[0].item_id == "s-alien"
+    assert "popular now" in recs[0].reasons
+    assert any(r.item_id == "c-pie" and "new" in r.reasons for r in recs)
+
+
+def test_two_topic_user_gets_both_and_never_seen_items(engine: Engine) -> None:
+    events = [_ev(0, "c-pasta"), _ev(1, "s-alien"), _ev(2, "c-curry"), _ev(3, "s-robot")]
+    state = _feed(engine, events)
+    recs = engine.recommend(state, 12, now=1e6 + 10)
+    ids = [r.item_id for r in recs]
+    assert len(ids) == 12
+    assert not set(ids) & {"c-pasta", "s-alien", "c-curry", "s-robot"}
+    assert sum(i.startswith("s-") for i in ids) == 6  # every unseen sci-fi item is reached
+    assert all(r.reasons for r in recs)
+    assert any("matches your interest in titles like Pasta!" in x for r in recs for x in r.reasons)
+    # with strong diversification both tastes show in the first four
+    engine.config = replace(engine.config, rerank=RerankConfig(mmr_lambda=0.3))
+    first = [r.item_id[0] for r in engine.recommend(state, 4, now=1e6 + 10)]
+    assert set(first) == {"c", "s"}
+
+
+def test_disliked_topic_falls_behind(engine: Engine) -> None:
+    state = _feed(engine, [_ev(0, "c-pasta"), _ev(1, "s-alien", "view")])
+    before = [r.item_id for r in engine.recommend(state, 16, now=1e6 + 5)]
+    state = _feed(engine, [_ev(2, "s-robot", "dislike"), _ev(3, "s-warp", "dislike")], state)
+    after = [r.item_id for r in engine.recommend(state, 16, now=1e6 + 5)]
+    assert "s-robot" not in after
+    assert "s-warp" not in after
+    first_scifi = min(after.index(i) for i in after if i.startswith("s-"))
+    assert first_scifi >= sum(1 for i in before if i.startswith("c-") and i != "c-pasta") - 1
+
+
+def test_unknown_item_is_recorded_as_seen_without_vector(engine: Engine) -> None:
+    assert not engine.knows_item("ghost")
+    state = _feed(engine, [_ev(0, "ghost")])
+    assert engine.seen(state) == {"ghost"}
+    assert engine.state_size(state) == len(state)
+
+
+def test_item_deleted_during_recommend_is_dropped(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = _feed(engine, [_ev(0, "c-pasta")])
+    real = engine.index.vectors
+    calls = []
+
+    def racy(ids: list[str]) -> object:
+        calls.append(len(ids))
+        if len(calls) == 1:  # the item vanishes between candidate search and vector fetch
+            engine.index.delete("c-soup")
+            raise ItemIndexError("unknown item 'c-soup'")
+        return real(ids)
+
+    monkeypatch.setattr(engine.index, "vectors", racy)
+    recs = engine.recommend(state, 20, now=1e6 + 5)
+    assert recs
+    assert "c-soup" not in {r.item_id for r in recs}
+    assert calls[1] == calls[0] - 1
+
+
+def test_covisitation_drives_because_you_watched(engine: Engine) -> None:
+    for u in range(5):  # other users watch pasta then alien
+        st = engine.observe(None, _ev(10 * u, "c-pasta").model_copy(update={"user_id": f"o{u}"}))
+        engine.observe(st, _ev(10 * u + 1, "s-nebula").model_copy(update={"user_id": f"o{u}"}))
+    state = _feed(engine, [_ev(100, "c-pasta")])
+    recs = engine.recommend(state, 3, now=1e6 + 200)
+    top = next(r for r in recs if r.item_id == "s-nebula")
+    assert "because you watched Pasta!" in top.reasons
+
+
+def test_review_sentiment_from_text_and_rating() -> None:
+    enc = HashingEncoder(64)
+    scorer = SentimentScorer(enc)
+    assert scorer.score("I loved it, absolutely wonderful") > 0.5
+    assert scorer.score("awful boring waste of time") < -0.5
+    assert rating_sentiment(5) == 1.0
+    assert rating_sentiment(1) == -1.0
+
+
+def test_negative_review_counts_against(engine: Engine) -> None:
+    ev = _ev(0, "s-planet", "review", text="I hated it, absolutely terrible")
+    assert engine.event_weight(ev, -0.9) < 0
+    state = _feed(engine, [ev])
+    assert "s-planet" in engine.seen(state)
+
+
+def test_covisit_counts_and_pruning() -> None:
+    cv = CoVisitation(CoVisitConfig(max_neighbours=2, window=3, gap_decay=0.5))
+    cv.add("b", ["a"])
+    cv.add("c", ["a", "b"])
+    assert cv.count("a", "b") == 1.0
+    assert cv.count("c", "b") == 1.0  # distance 0
+    assert cv.count("c", "a") == 0.5  # distance 1, halved
+    assert cv.count("b", "c") == cv.count("c", "b")
+    for n in range(10):
+        cv.add(f"x{n}", ["hub"])
+    assert len(cv.neighbours("hub")) <= 4  # pruned back to max_neighbours when past twice it
+    assert cv.memory_items() <= 2 * 2 * len(cv)
+
+
+def test_popularity_decays_old_engagement() -> None:
+    pop = DecayedPopularity(PopularityConfig(half_life_s=10.0))
+    for _ in range(4):
+        pop.add("old", 0.0)
+    pop.add("fresh", 25.0)  # 4 * 2**-2.5 ~ 0.71 < 1
+    assert [i for i, _ in pop.top(2, now=25.0)] == ["fresh", "old"]
+    pop.add("far", 1e6)  # rescaling the reference keeps numbers finite
+    assert pop.top(1, now=1e6)[0][0] == "far"
+
+
+def test_event_weights_follow_intent_and_ratings(engine: Engine) -> None:
+    w = {k: engine.event_weight(_ev(0, "c-pie", k)) for k in ("view", "click", "add_to_cart")}
+    w["purchase"] = engine.event_weight(_ev(0, "c-pie"))
+    assert w["view"] < w["click"] < w["add_to_cart"] < w["purchase"]
+    rated = [engine.event_weight(_ev(0, "c-pie", "rating", rating=r)) for r in (1, 2, 3, 4, 5)]
+    assert rated == sorted(rated)
+    assert rated[0] < 0 < rated[2]
+    assert engine.event_weight(_ev(0, "c-pie", "dislike")) < 0
