@@ -72,7 +72,9 @@ def current_version(model_root: Path) -> str:
     """The version the `current` pointer names; ModelArtifactError when there is none."""
     link = model_root / CURRENT_LINK
     if not link.exists():
-        raise ModelArtifactError(f"no exported encoder under {model_root} (missing {link}); {_HINT}")
+        raise ModelArtifactError(
+            f"no exported encoder under {model_root} (missing {link}); {_HINT}"
+        )
     return link.resolve().name
 
 

@@ -22,6 +22,9 @@ class EncoderConfig:
     providers: onnxruntime execution providers in preference order; None picks automatically
         (TensorRT, then CUDA when onnxruntime-gpu sees a GPU, else CPU).
     cache_size: entries in the LRU cache keyed by normalised text; 0 disables it.
+    spin_wait: let onnxruntime's idle worker threads busy-wait for work. Off by default: on a
+        host shared with Kafka and other workers, spinning threads steal the cores they wait
+        for (measured here: int8 short texts 140 -> 250+ texts/s with spinning off).
     """
 
     max_length: int = DEFAULT_MAX_LENGTH
@@ -29,10 +32,11 @@ class EncoderConfig:
     intra_op_threads: int | None = None
     providers: tuple[str, ...] | None = None
     cache_size: int = 4096
+    spin_wait: bool = False
 
     def __post_init__(self) -> None:
         if not 8 <= self.max_length <= 512:
-            raise ValueError(f"max_length must be in [8, 512] (BERT positions); got {self.max_length}")
+            raise ValueError(f"max_length must be in [8, 512]; got {self.max_length}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
         if self.intra_op_threads is not None and self.intra_op_threads < 1:
