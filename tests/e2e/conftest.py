@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,33 +15,23 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from llmrec.data import Dataset, load_movielens
 from workers.kafka_local import free_port
-from workers.settings import REPO_ROOT, Settings
+from workers.settings import Settings
 from workers.topic_admin import assign_all, ensure_topics, topic_names
+from workers.worker_proc import WorkerProcess
 
 ENCODER_BACKEND = os.environ.get("LLMREC_E2E_ENCODER", "onnx")
-
-
-def _get_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status, orjson.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read() or b"null")
 
 
 class Pipeline:
     """One worker process plus Kafka helpers bound to its (unique) topics."""
 
     def __init__(self, bootstrap: str, state_dir: Path, unique: str, log_path: Path) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
+        env = {
             "LLMREC_BOOTSTRAP_SERVERS": bootstrap,
             "LLMREC_STATE_DIR": str(state_dir),
             "LLMREC_TOPIC_PREFIX": f"e2e{unique}.",
             "LLMREC_APP_ID": f"e2e{unique}",
             "LLMREC_PARTITIONS": "2",
-            "LLMREC_WEB_PORT": str(self.port),
             "LLMREC_ENCODER_BACKEND": ENCODER_BACKEND,
             "LLMREC_ITEM_BATCH_WITHIN_S": "0.1",
             "LLMREC_PARK_TIMEOUT_S": "20",
@@ -54,52 +40,28 @@ class Pipeline:
             bootstrap_servers=bootstrap, topic_prefix=f"e2e{unique}.", partitions=2
         )
         self.topics = topic_names(self.settings)
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.worker = WorkerProcess(env, log_path, free_port())
         asyncio.run(ensure_topics(self.settings))
 
     # -- process -------------------------------------------------------------------------------
 
     def start(self, timeout: float = 90.0) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "llmrec"), "worker"],
-            cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"worker exited {self.proc.returncode}: {self.log_tail()}")
-            try:
-                status, doc = self.health()
-                if status == 200 and doc.get("index_loaded"):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"worker not healthy in {timeout}s: {self.log_tail()}")
+        """Start the worker and wait until it is healthy (broker reachable, index loaded)."""
+        self.worker.start(timeout=timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
+        self.worker.stop(timeout)
 
     def log_tail(self, n: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-n:]
+        return self.worker.log_tail(n)
 
     # -- http ----------------------------------------------------------------------------------
 
     def health(self) -> tuple[int, Any]:
-        return _get_json(f"http://127.0.0.1:{self.port}/health")
+        return self.worker.get("/health")
 
     def get(self, path: str) -> tuple[int, Any]:
-        return _get_json(f"http://127.0.0.1:{self.port}{path}", timeout=10.0)
+        return self.worker.get(path, timeout=10.0)
 
     # -- kafka ---------------------------------------------------------------------------------
 
