@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
@@ -82,14 +83,6 @@ class EngineConfig:
     popularity: PopularityConfig = field(default_factory=PopularityConfig)
     event_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     max_new_items: int = 200
-
-
-@dataclass(slots=True)
-class _Candidate:
-    covisit: float = 0.0
-    covisit_src: str = ""
-    popular: float = 0.0
-    new: bool = False
 
 
 @dataclass(slots=True)
@@ -273,46 +266,47 @@ class Engine:
         st = self._load(state)
         r = self.config.retrieval
         banned = st.seen_hashes() | st.disliked_hashes()
-        cands: dict[str, _Candidate] = {}
-
-        def cand(item_id: str) -> _Candidate | None:
-            if item_id in exclude or id_hash(item_id) in banned or item_id not in self.index:
-                return None
-            c = cands.get(item_id)
-            if c is None:
-                c = cands[item_id] = _Candidate()
-            return c
-
         pop = self.popularity.top(r.popular_k, now)
         top_share = pop[0][1] if pop else 1.0
-        for item_id, share in pop:
-            if (c := cand(item_id)) is not None:
-                c.popular = share / top_share
-        for item_id in list(self._new)[-r.new_k :]:
-            if (c := cand(item_id)) is not None:
-                c.new = True
+        popular = {item_id: share / top_share for item_id, share in pop}
+        new = list(self._new)[-r.new_k :]
         n_recent = len(st.recent)
         recent = [
             (i, w * r.recent_decay ** (n_recent - 1 - pos)) for pos, (i, w) in enumerate(st.recent)
         ]
-        covisited = sorted(self.covisit.score(recent).items(), key=lambda kv: -kv[1][0])
-        for item_id, (score, src) in covisited[: r.covisit_k + len(st.recent)]:
-            if (c := cand(item_id)) is not None:
-                c.covisit, c.covisit_src = score, src
+        covisited = {
+            item_id: (score, src)
+            for item_id, score, src in self.covisit.top(recent, r.covisit_k + n_recent)
+        }
         exclude_ids = set(exclude) | {i for i, _ in st.recent}
+        found: list[str] = []
         for t in st.topics:
-            for item_id, _ in self.index.search(t.centroid, r.per_topic_k, exclude_ids):
-                cand(item_id)
+            found += [i for i, _ in self.index.search(t.centroid, r.per_topic_k, exclude_ids)]
         if st.short is not None and st.short_weight > 0:
-            for item_id, _ in self.index.search(st.short, r.short_k, exclude_ids):
-                cand(item_id)
-        ids, vecs = self._vectors(list(cands))
+            found += [i for i, _ in self.index.search(st.short, r.short_k, exclude_ids)]
+        # Candidates in order of first appearance across sources, minus unindexed items (search
+        # hits are indexed; `_vectors` drops races) and excluded, seen and disliked ones.
+        index = self.index
+        listed = dict.fromkeys(filter(index.__contains__, chain(popular, new, covisited)))
+        listed |= dict.fromkeys(found)
+        if exclude:
+            excluded = set(exclude)
+            listed = dict.fromkeys(i for i in listed if i not in excluded)
+        ids = [i for i, h in zip(listed, map(id_hash, listed), strict=True) if h not in banned]
+        ids, vecs = self._vectors(ids)
         if not ids:
             return st, None
-        return st, self._features(st, ids, vecs, [cands[i] for i in ids])
+        return st, self._features(st, ids, vecs, popular=popular, new=set(new), covisited=covisited)
 
     def _features(
-        self, st: UserState, ids: list[str], vecs: Vectors, cs: list[_Candidate]
+        self,
+        st: UserState,
+        ids: list[str],
+        vecs: Vectors,
+        *,
+        popular: Mapping[str, float],
+        new: Collection[str],
+        covisited: Mapping[str, tuple[float, str]],
     ) -> Candidates:
         n = len(ids)
         content = np.zeros(n)
@@ -323,7 +317,19 @@ class Engine:
             gated = sims * (0.5 + 0.5 * shares / max(shares.max(), 1e-9))
             best_topic = np.argmax(gated, axis=1)
             content = gated[np.arange(n), best_topic]
-        cov = np.asarray([c.covisit for c in cs])
+        row = dict(zip(ids, range(n), strict=True))
+        pop_rows = [(row[i], share) for i, share in popular.items() if i in row]
+        new_rows = [row[i] for i in new if i in row]
+        cov_rows = [(row[i], score, src) for i, (score, src) in covisited.items() if i in row]
+        pop = np.zeros(n)
+        pop[[j for j, _ in pop_rows]] = [share for _, share in pop_rows]
+        is_new = np.zeros(n)
+        is_new[new_rows] = 1.0
+        cov = np.zeros(n)
+        cov[[j for j, _, _ in cov_rows]] = [score for _, score, _ in cov_rows]
+        sources = [""] * n
+        for j, _, src in cov_rows:
+            sources[j] = src
         zeros = np.zeros(n)
         short = vecs @ st.short if st.short is not None else zeros
         negative = np.clip(vecs @ st.negative, 0.0, None) if st.negative is not None else zeros
@@ -335,10 +341,10 @@ class Engine:
             short=np.asarray(short, dtype=np.float64),
             negative=np.asarray(negative, dtype=np.float64),
             covisit=cov / cov.max() if cov.max() > 0 else cov,
-            popular=np.asarray([c.popular for c in cs]),
-            new=np.asarray([c.new for c in cs], dtype=np.float64),
+            popular=pop,
+            new=is_new,
             session=min(1.0, st.short_weight),
-            sources=[c.covisit_src for c in cs],
+            sources=sources,
         )
 
     def _vectors(self, ids: list[str]) -> tuple[list[str], Vectors]:

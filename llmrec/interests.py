@@ -25,6 +25,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -40,8 +41,10 @@ _HEADER = struct.Struct("<2sBHBBHHdff")
 _F32 = npt.NDArray[np.float32]
 
 
+@lru_cache(maxsize=1 << 16)
 def id_hash(item_id: str) -> int:
-    """A stable 32-bit hash of an item id (crc32: fast, identical across processes)."""
+    """A stable 32-bit hash of an item id (crc32: fast, identical across processes; memoised,
+    since the same ids are hashed over and over by `remember` and candidate filtering)."""
     return zlib.crc32(item_id.encode("utf-8"))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from llmrec.covisit import CoVisitation, CoVisitConfig
@@ -172,3 +173,23 @@ def test_event_weights_follow_intent_and_ratings(engine: Engine) -> None:
     assert rated == sorted(rated)
     assert rated[0] < 0 < rated[2]
     assert engine.event_weight(_ev(0, "c-pie", "dislike")) < 0
+
+
+def test_covisit_top_equals_sorted_score_as_the_graph_changes() -> None:
+    rng = np.random.default_rng(7)
+    cv = CoVisitation(CoVisitConfig(max_neighbours=5, window=4))
+    items = [f"i{n}" for n in range(40)]
+    history: list[str] = []
+    compared = 0
+    for step in range(400):
+        item = items[int(rng.integers(len(items)))]
+        cv.add(item, history[-4:], weight=float(rng.uniform(0.5, 2.0)))
+        history.append(item)
+        if step % 25 == 0:  # the cached neighbour arrays must follow every update
+            recent = [
+                (i, float(w)) for i, w in zip(history[-6:], rng.uniform(-1, 2, 6), strict=False)
+            ]
+            by_score = sorted(cv.score(recent).items(), key=lambda kv: -kv[1][0])[:8]
+            assert cv.top(recent, 8) == [(i, s, src) for i, (s, src) in by_score]
+            compared += len(by_score)
+    assert compared > 50  # the comparison saw real neighbour lists, not empty ones
