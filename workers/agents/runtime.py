@@ -8,20 +8,17 @@ caught up with `item-vectors`) before they apply user events.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 import time
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import mode
-import numpy as np
 
+from llmrec.encoder.hashing import HashingEncoder
 from llmrec.engine import Engine, EngineConfig
 from llmrec.events import ModelInfo
 from llmrec.index import ItemIndex
-from llmrec.types import TextEncoder, Vectors
+from llmrec.types import TextEncoder
 from workers import metrics, topics
 from workers.agents.parking import ParkingLot
 from workers.app import app
@@ -29,30 +26,9 @@ from workers.dlq import dead_letter
 from workers.replica import IndexReplica, VectorRecord
 from workers.settings import Settings, get_settings
 
-__all__ = ["HashingEncoder", "Runtime", "load_text_encoder"]
+__all__ = ["Runtime", "load_text_encoder"]
 
 log = logging.getLogger(__name__)
-
-
-class HashingEncoder:
-    """Bag-of-words feature hashing into `dim` signed buckets, L2-normalised (no model)."""
-
-    def __init__(self, dim: int = 384) -> None:
-        self._dim = dim
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def encode(self, texts: Sequence[str]) -> Vectors:
-        out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for tok in re.findall(r"[a-z0-9\-]+", text.lower()):
-                h = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8).digest(), "little")
-                out[row, h % self._dim] += 1.0 if (h >> 32) & 1 else -1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        out /= np.where(norms == 0, 1.0, norms)
-        return out
 
 
 def load_text_encoder(settings: Settings) -> tuple[TextEncoder, ModelInfo]:
