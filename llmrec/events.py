@@ -109,6 +109,11 @@ class Recommendation(BaseModel):
     user_id: str
     items: list[RecommendedItem]
     trigger_event_id: str | None
+    covered_event_ids: list[str] = Field(
+        default_factory=list,
+        description="Every event this list answers, in order; the trigger is the last. A worker "
+        "folds a user's events that arrive in one micro-batch into one list.",
+    )
     generated_at: float
     model: ModelInfo
 

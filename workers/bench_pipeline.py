@@ -3,7 +3,7 @@
 Three measurements in one run, each on fresh topics:
 1. throughput: N events produced as fast as possible; worker rate = N / (last rec - first send);
 2. latency: events offered at a fixed rate (default 500/s); latency = recommendation received
-   minus event sent, matched by trigger_event_id; p50/p95/p99;
+   minus event sent, matched by the list's covered_event_ids; p50/p95/p99;
 3. transport ceiling: a plain aiokafka consume->produce passthrough of N pre-loaded events in
    this process, to show how much of the budget Kafka and the Python client take.
 """
@@ -41,7 +41,7 @@ console = Console(stderr=True)
 
 
 class _RecWatcher:
-    """Consumes the recommendations topic; records arrival time per trigger_event_id."""
+    """Consumes the recommendations topic; records arrival time per answered event id."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap, self.topic = bootstrap, topic
@@ -66,8 +66,8 @@ class _RecWatcher:
             now = time.perf_counter()
             for records in batch.values():
                 for r in records:
-                    doc = orjson.loads(r.value)
-                    self.arrived[doc["trigger_event_id"]] = now
+                    for event_id in orjson.loads(r.value)["covered_event_ids"]:
+                        self.arrived[event_id] = now
 
     async def wait_count(self, ids: set[str], timeout: float) -> bool:
         deadline = time.perf_counter() + timeout

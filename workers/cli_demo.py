@@ -62,7 +62,7 @@ async def _show(
                     if doc["user_id"] in users:
                         latest[doc["user_id"]] = doc
                         console.print(format_recommendation(doc, titles, width=3))
-                    if doc["trigger_event_id"] == last_id:
+                    if last_id in doc["covered_event_ids"]:
                         finished = True  # the last event is answered
             if not sender.done():
                 idle_since = time.monotonic()

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     encoder_backend: str = "onnx"
     item_batch_size: int = Field(default=64, ge=1, le=4096)
     item_batch_within_s: float = Field(default=0.2, gt=0)
+    # User events are taken in micro-batches too: a user's events in one batch are folded in
+    # order and answered by one list (bounded wait: a batch closes after `within` seconds).
+    event_batch_size: int = Field(default=256, ge=1, le=10_000)
+    event_batch_within_s: float = Field(default=0.01, gt=0)
     park_max_per_item: int = Field(default=32, ge=0)
     park_max_total: int = Field(default=10_000, ge=0)
     park_timeout_s: float = Field(default=60.0, gt=0)

@@ -117,7 +117,7 @@ class Pipeline:
 
     def recommendation_for(self, event_id: str, timeout: float = 30.0) -> dict[str, Any]:
         return self.wait_for(
-            "recommendations", lambda d: d.get("trigger_event_id") == event_id, timeout
+            "recommendations", lambda d: event_id in d.get("covered_event_ids", []), timeout
         )
 
 

@@ -36,6 +36,12 @@ def test_scifi_fan_gets_mostly_scifi_and_nothing_seen(
     events = [_event(f"sf-{n}", "scifi-fan", item, ts=NOW + n) for n, item in enumerate(seen)]
     pipeline.send_events(events)
     rec = pipeline.recommendation_for(events[-1]["event_id"])
+    # Events of one user taken in one micro-batch are answered by one list: its covered ids
+    # are a run of what was sent, in order, ending with the trigger.
+    sent = [e["event_id"] for e in events]
+    covered = rec["covered_event_ids"]
+    assert covered == sent[len(sent) - len(covered) :]
+    assert rec["trigger_event_id"] == sent[-1]
     ids = [i["item_id"] for i in rec["items"]]
     assert len(ids) == 10
     assert not set(ids) & set(seen), "recommended an item the user already has"
