@@ -147,3 +147,29 @@ def test_restarted_worker_keeps_user_state(
     status, doc = pipeline.get("/users/restart-user/recommendations")
     assert status == 200
     assert doc["known_user"]
+
+
+def test_a_burst_of_many_users_is_answered_once_per_event(
+    pipeline: Pipeline, catalogue: list[dict[str, Any]]
+) -> None:
+    items = [i["item_id"] for i in catalogue]
+    users = [f"burst-{n}" for n in range(7)]
+    events = [
+        _event(
+            f"burst-{n}", users[n % len(users)], items[(n * 13) % len(items)], "view", ts=NOW + n
+        )
+        for n in range(600)
+    ]
+    pipeline.send_events(events)
+    wanted = {e["event_id"] for e in events}
+    answered: dict[str, int] = {}
+
+    def all_answered(doc: dict[str, Any]) -> bool:
+        for event_id in doc["covered_event_ids"]:
+            if event_id in wanted:
+                answered[event_id] = answered.get(event_id, 0) + 1
+        return answered.keys() == wanted
+
+    pipeline.wait_for("recommendations", all_answered, timeout=60)
+    # Micro-batches fold a user's events into one list, but no event is lost or answered twice.
+    assert set(answered.values()) == {1}

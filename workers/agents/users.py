@@ -7,10 +7,14 @@ this module only parses, routes, reads and writes the table, and publishes.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
+import weakref
 from collections.abc import Callable, Sequence
+from typing import Any
 
+from faust.streams import _current_event  # private; see _as_of
 from faust.types import EventT, StreamT
 
 from llmrec.events import Event, Recommendation, parse_event
@@ -58,7 +62,6 @@ async def handle(
     batch: Sequence[EventT[bytes]],
     *,
     keyed_by_user: bool,
-    set_current: Callable[[EventT[bytes]], None],
 ) -> None:
     """Admit a micro-batch, then answer each user's run of events with one recommendation.
 
@@ -73,11 +76,8 @@ async def handle(
             runs.setdefault(ev.user_id, []).append((ev, event))
     for user_id, run in runs.items():
         user_key = user_id.encode()
-        # A table write takes its changelog partition from the stream's current event, which
-        # `take_events` leaves unset (faust-streaming #497): point it at this user's events.
-        set_current(run[-1][1])
         try:
-            rec = apply_events(rt, [ev for ev, _ in run], user_key)
+            rec = _as_of(run[-1][1], apply_events, rt, [ev for ev, _ in run], user_key)
         except Exception as exc:  # a bug must not kill the agent: DLQ the run, loudly
             log.exception("failed to apply %d events of one user", len(run))
             for _, event in run:
@@ -111,18 +111,29 @@ def apply_events(rt: Runtime, events: Sequence[Event], user_key: bytes) -> Recom
     )
 
 
+def _as_of(event: EventT[bytes], fn: Callable[..., Recommendation], *args: Any) -> Recommendation:
+    """Run `fn` with `event` as Faust's current event, in a private copy of the context.
+
+    A table write takes its changelog partition from `faust.streams.current_event()`, which
+    `take_events` leaves unset (faust-streaming #497). Only that context variable is set, and
+    only in a copy: `Stream._set_current_event` also sets `stream.current_event`, which the
+    take buffer reads, and using it lost one event and answered another twice per batch.
+    """
+
+    def run() -> Recommendation:
+        _current_event.set(weakref.ref(event))
+        return fn(*args)
+
+    return contextvars.copy_context().run(run)
+
+
 async def _consume(stream: StreamT[bytes], *, keyed_by_user: bool) -> None:
     rt = await Runtime.get()
     s = rt.settings
     async for batch in stream.take_events(  # type: ignore[attr-defined]  # not in StreamT
         s.event_batch_size, within=s.event_batch_within_s
     ):
-        await handle(
-            rt,
-            batch,
-            keyed_by_user=keyed_by_user,
-            set_current=stream._set_current_event,  # type: ignore[attr-defined]
-        )
+        await handle(rt, batch, keyed_by_user=keyed_by_user)
 
 
 @app.agent(topics.events)
