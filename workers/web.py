@@ -29,7 +29,7 @@ def _consumer_lag() -> dict[str, int]:
         committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]  # no public accessor
         try:
             high = consumer.highwater(tp)
-        except Exception:
+        except Exception:  # no highwater yet for a just-assigned partition: skip it
             continue
         if high is None:
             continue
