@@ -10,7 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -89,13 +89,6 @@ async def replay(
     return n_items, n_events
 
 
-def _limited(it: Iterator[dict[str, Any]], limit: int | None) -> Iterator[dict[str, Any]]:
-    for i, rec in enumerate(it):
-        if limit is not None and i >= limit:
-            return
-        yield rec
-
-
 def produce(  # noqa: PLR0917 - one positional per CLI option is typer's style
     dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k."),
     limit: int | None = typer.Option(None, help="At most this many events."),
@@ -115,8 +108,8 @@ def produce(  # noqa: PLR0917 - one positional per CLI option is typer's style
         asyncio.run(_send_one(settings, to, event))
         return
     ds = load_movielens(settings.data_dir, dataset)
-    it_items = _limited(item_records(ds), item_limit) if items else None
-    it_events = _limited(dataset_events(ds), limit) if events else None
+    it_items = islice(item_records(ds), item_limit) if items else None
+    it_events = islice(dataset_events(ds), limit) if events else None
     total = min(limit or 10**12, len(ds.ratings) + len(ds.tags))
     n_items, n_events = asyncio.run(
         replay(settings, it_items, it_events, speed=speed, key_by_user=not unkeyed, total=total)
@@ -221,7 +214,3 @@ def tail(
     """Pretty-print the recommendations topic with item titles and reasons."""
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_tail(get_settings(), from_beginning, set(user or ()), max_n))
-
-
-def _path(p: str) -> Path:
-    return Path(p)
