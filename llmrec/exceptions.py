@@ -5,13 +5,15 @@ LlmrecError
 ├── EncoderError         the encoder cannot encode (bad input text, missing artifact)
 │   └── ModelArtifactError   an exported model is missing, corrupt or fails its gate
 ├── ItemIndexError       the item index refuses an operation (dimension, capacity, unknown id)
-└── BrokerError          the local Kafka broker cannot be started, reached or stopped
+├── BrokerError          the local Kafka broker cannot be started, reached or stopped
+└── DatasetError         a dataset file is missing, unreadable or holds no valid record
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BrokerError",
+    "DatasetError",
     "EncoderError",
     "InvalidRecordError",
     "ItemIndexError",
@@ -46,3 +48,7 @@ class ItemIndexError(LlmrecError):
 
 class BrokerError(LlmrecError):
     """The local Kafka broker could not be started, reached or stopped."""
+
+
+class DatasetError(LlmrecError):
+    """A dataset cannot be read: a missing file, or a file with no valid record."""

@@ -7,7 +7,7 @@ import logging
 import typer
 
 from onnx_export.cli import bench_encoder, export_model
-from workers import bench_pipeline, cli_demo, cli_kafka, cli_pipeline
+from workers import bench_pipeline, cli_data, cli_demo, cli_kafka, cli_pipeline
 from workers.cli_eval import eval_command
 
 __all__ = ["app", "main"]
@@ -21,6 +21,7 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks: print figures and write JSON.", no_args_is_help=True)
 
 app.add_typer(cli_kafka.app, name="kafka")
+app.add_typer(cli_data.app, name="data")
 app.add_typer(bench_app, name="bench")
 
 # --- command registration (one line per command; modules own their code) -----------------

@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,6 +21,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from llmrec.data import dataset_events, item_records, load_movielens
+from llmrec.data.contract import load_contract
+from llmrec.exceptions import DatasetError
+from workers.cli_data import print_errors
 from workers.settings import Settings, get_settings
 from workers.topic_admin import assign_all, ensure_topics, topic_names
 
@@ -91,30 +95,67 @@ async def replay(
 
 def produce(  # noqa: PLR0917 - one positional per CLI option is typer's style
     dataset: str = typer.Option("ml-latest-small", help="ml-latest-small or ml-100k."),
+    items_file: Path | None = typer.Option(  # noqa: B008
+        None, "--items", help="Replay this contract items file (JSON lines, .gz) with --events."
+    ),
+    events_file: Path | None = typer.Option(  # noqa: B008
+        None, "--events", help="Replay this contract events file (JSON lines, .gz) with --items."
+    ),
     limit: int | None = typer.Option(None, help="At most this many events."),
     item_limit: int | None = typer.Option(None, help="At most this many items."),
     speed: float = typer.Option(0.0, help="Events per second; 0 = as fast as possible."),
-    items: bool = typer.Option(True, help="Send the catalogue first."),
-    events: bool = typer.Option(True, help="Send the timestamp-ordered events."),
+    items: bool = typer.Option(True, "--send-items/--no-items", help="Send the catalogue first."),
+    events: bool = typer.Option(
+        True, "--send-events/--no-events", help="Send the timestamp-ordered events."
+    ),
     event: str | None = typer.Option(
         None, help="Send this one JSON event (or item with --to items)."
     ),
     to: str = typer.Option("events", help="Topic role for --event: events or items."),
     unkeyed: bool = typer.Option(False, help="Send events without a key (tests repartitioning)."),
 ) -> None:
-    """Replay a MovieLens dataset into Kafka, or send one JSON record."""
+    """Replay a MovieLens dataset (or contract files: --items and --events) into Kafka, or send
+    one JSON record."""
     settings = get_settings()
     if event is not None:
         asyncio.run(_send_one(settings, to, event))
         return
-    ds = load_movielens(settings.data_dir, dataset)
-    it_items = islice(item_records(ds), item_limit) if items else None
-    it_events = islice(dataset_events(ds), limit) if events else None
-    total = min(limit or 10**12, len(ds.ratings) + len(ds.tags))
+    all_items: Iterable[dict[str, Any]]
+    all_events: Iterable[dict[str, Any]]
+    if items_file is not None or events_file is not None:
+        all_items, all_events = _contract_records(items_file, events_file)
+        n_all = len(all_events)
+    else:
+        ds = load_movielens(settings.data_dir, dataset)
+        all_items, all_events = item_records(ds), dataset_events(ds)
+        n_all = len(ds.ratings) + len(ds.tags)
+    it_items = islice(all_items, item_limit) if items else None
+    it_events = islice(all_events, limit) if events else None
+    total = min(limit or 10**12, n_all)
     n_items, n_events = asyncio.run(
         replay(settings, it_items, it_events, speed=speed, key_by_user=not unkeyed, total=total)
     )
     console.print(f"sent {n_items} items and {n_events} events to {settings.bootstrap}")
+
+
+def _contract_records(
+    items_file: Path | None, events_file: Path | None
+) -> tuple[Iterator[dict[str, Any]], list[dict[str, Any]]]:
+    """Valid records of contract files: the catalogue, and the events in stable time order."""
+    if items_file is None or events_file is None:
+        raise typer.BadParameter("--items and --events go together")
+    try:
+        ds = load_contract(items_file, events_file)
+    except DatasetError as exc:
+        console.print(f"[red]cannot replay:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    print_errors(ds.errors)
+    log.info("replaying %d items and %d events of %s", len(ds.items), len(ds.events), ds.name)
+    items = (r.model_dump(mode="json", exclude_none=True) for r in ds.items.values())
+    events = [
+        e.model_dump(mode="json", exclude_none=True) for e in sorted(ds.events, key=lambda e: e.ts)
+    ]
+    return items, events
 
 
 async def _send_one(settings: Settings, role: str, text: str) -> None:
