@@ -56,9 +56,8 @@ bench-encoder: $(STAMP) model ## encoder throughput: PyTorch vs ORT fp32/opt/int
 bench-pipeline: $(STAMP) $(KAFKA_JARS) model ## pipeline throughput and latency through the real broker
 	$(BIN)/llmrec bench pipeline
 
-eval: $(STAMP) model ## offline evaluation on ml-100k and ml-latest-small
-	$(BIN)/llmrec eval --dataset ml-100k
-	$(BIN)/llmrec eval --dataset ml-latest-small
+eval: $(STAMP) model ## offline evaluation on every built-in dataset (reports/)
+	$(BIN)/llmrec eval --dataset all
 
 kafka-up: $(STAMP) $(KAFKA_JARS) ## start the local broker (idempotent)
 	$(BIN)/llmrec kafka up

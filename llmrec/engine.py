@@ -195,8 +195,12 @@ class Engine:
             return base * (text_sentiment if text_sentiment is not None else 0.0)
         return base
 
-    def observe(self, state: bytes | None, event: Event) -> bytes:
-        """Fold one event into the user's state (returned) and into the shared statistics."""
+    def observe(self, state: bytes | None, event: Event, *, shared: bool = True) -> bytes:
+        """Fold one event into the user's state (returned) and, if `shared`, the statistics.
+
+        `shared=False` updates only the user (the evaluation folds a held-out user's validation
+        event this way, so the shared statistics stay those every model was fitted on).
+        """
         cfg, r = self.config, self.config.retrieval
         st = self._load(state)
         st.decay_to(event.ts, cfg.interest)
@@ -215,12 +219,13 @@ class Engine:
         if text_vec is not None and sentiment is not None:
             st.fold(text_vec, r.text_weight * sentiment, cfg.interest)
         engage = 1.0 if (weight > 0 or r.negatives_engage) else 0.0
-        if event.type is not EventType.REVIEW or not st.has_seen(event.item_id):
+        if shared and (event.type is not EventType.REVIEW or not st.has_seen(event.item_id)):
             self.covisit.add(
                 event.item_id, [i for i, w in st.recent if w > 0 or r.negatives_engage], engage
             )
             self.popularity.add(event.item_id, event.ts, engage)
-        self._new.pop(event.item_id, None)
+        if shared:
+            self._new.pop(event.item_id, None)
         self._id_of_hash[id_hash(event.item_id)] = event.item_id
         st.remember(event.item_id, weight, cfg.interest)
         return st.to_bytes()

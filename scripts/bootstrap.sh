@@ -10,7 +10,7 @@ set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-dev,export}
+EXTRAS=${EXTRAS:-dev,export,eval}
 STAMP=${STAMP:-$VENV/.bootstrap-stamp}
 
 "$PYTHON" - <<'PY' || { echo "llmrec needs Python >= 3.11 (set PYTHON=...)" >&2; exit 1; }
@@ -32,7 +32,7 @@ if [ -z "$torch_wheel" ]; then
     if [ -n "$cand" ]; then torch_wheel=$cand; break; fi
   done
 fi
-if [ -n "$torch_wheel" ] && [[ ",$EXTRAS," == *",export,"* ]]; then
+if [ -n "$torch_wheel" ] && [[ ",$EXTRAS," == *",export,"* || ",$EXTRAS," == *",eval,"* ]]; then
   echo "==> using local torch wheel $torch_wheel"
   "${PIP[@]}" install -q "$torch_wheel"
 fi

@@ -1,4 +1,4 @@
-"""`llmrec eval`: replay a MovieLens dataset through the Engine and write a report to reports/."""
+"""`llmrec eval`: any contract dataset through the Engine and baselines; reports in reports/."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from llmrec.data.movielens import DATASETS, load_movielens
-from llmrec.eval import EvalOptions, run_eval, write_report
+from llmrec.data.builtin import BUILTIN, builtin_dataset
+from llmrec.data.contract import ContractDataset, load_contract
+from llmrec.eval import DEFAULT_BASELINES, EvalOptions, run_eval, write_report
+from llmrec.eval.baselines import BASELINES
+from llmrec.exceptions import DatasetError
 from llmrec.types import TextEncoder
+from workers.cli_data import print_errors
 from workers.settings import REPO_ROOT, get_settings
 
 __all__ = ["eval_command"]
@@ -28,9 +32,54 @@ def _encoder(model_dir: Path, variant: str) -> TextEncoder:
     return load_encoder(model_dir / "all-MiniLM-L6-v2", variant=variant)
 
 
+def _datasets(
+    console: Console, dataset: str | None, items: Path | None, events: Path | None,
+    *, name: str | None, data_dir: Path,
+) -> list[ContractDataset]:  # fmt: skip
+    if (items is None) != (events is None):
+        raise typer.BadParameter("--items and --events go together")
+    if items is not None and events is not None:
+        if dataset is not None:
+            raise typer.BadParameter("give --dataset or --items/--events, not both")
+        names: list[str | None] = [None]
+    else:
+        names = list(BUILTIN) if dataset in {None, "all"} else [dataset]
+    out = []
+    for n in names:
+        ds = (
+            load_contract(items, events, name)  # type: ignore[arg-type]
+            if n is None
+            else builtin_dataset(data_dir, n)
+        )
+        if ds.errors:
+            console.print(f"{ds.name}: invalid records are skipped and counted in the report")
+            print_errors(ds.errors)
+        out.append(ds)
+    return out
+
+
+def _baselines(spec: str) -> tuple[str, ...]:
+    chosen = tuple(b.strip().lower() for b in spec.split(",") if b.strip())
+    if chosen == ("none",):
+        return ()
+    unknown = [b for b in chosen if b not in BASELINES]
+    if unknown:
+        raise typer.BadParameter(f"unknown baselines {unknown}; choose from {sorted(BASELINES)}")
+    return chosen
+
+
 def eval_command(
-    dataset: Annotated[str, typer.Option(help="ml-100k, ml-latest-small, or all.")] = "ml-100k",
+    dataset: Annotated[
+        str | None, typer.Option(help=f"Built-in dataset: {', '.join(BUILTIN)} or all.")
+    ] = None,
     *,
+    items: Annotated[Path | None, typer.Option(help="Items JSON lines (.gz ok).")] = None,
+    events: Annotated[Path | None, typer.Option(help="Events JSON lines (.gz ok).")] = None,
+    name: Annotated[str | None, typer.Option(help="Report name for --items/--events.")] = None,
+    baselines: Annotated[
+        str, typer.Option(help=f"Comma-separated baselines, or none. [{','.join(BASELINES)}]")
+    ] = ",".join(DEFAULT_BASELINES),
+    ablations: Annotated[bool, typer.Option(help="Run the hybrid's ablations.")] = True,
     data_dir: Annotated[Path | None, typer.Option(help="Datasets folder (settings).")] = None,
     out: Annotated[Path, typer.Option(help="Where reports are written.")] = REPO_ROOT / "reports",
     variant: Annotated[str, typer.Option(help="Encoder variant: int8, fp16, fp32.")] = "int8",
@@ -38,23 +87,37 @@ def eval_command(
     stream_checks: Annotated[int, typer.Option(help="Events checked in Protocol B.")] = 2000,
     quick: Annotated[bool, typer.Option(help="Tune over a 2-point grid (smoke runs).")] = False,
 ) -> None:
-    """Evaluate Pop, ItemKNN, EASE, content-only and the hybrid (Protocol A and B)."""
+    """Evaluate the hybrid against tuned baselines (Protocol A and B) on any contract dataset.
+
+    Without options it runs every built-in dataset; --items/--events read your own files in the
+    event contract (see the README).
+    """
     settings = get_settings()
-    root = data_dir or settings.data_dir
-    encoder = _encoder(settings.model_dir, variant)
     console = Console()
-    names = list(DATASETS) if dataset == "all" else [dataset]
-    base = EvalOptions(stream=stream, stream_max_checks=stream_checks)
+    try:
+        datasets = _datasets(
+            console, dataset, items, events, name=name, data_dir=data_dir or settings.data_dir
+        )
+    except DatasetError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    opts = EvalOptions(
+        baselines=_baselines(baselines), ablations=ablations, stream=stream,
+        stream_max_checks=stream_checks,
+    )  # fmt: skip
     if quick:
-        base = EvalOptions(stream=stream, stream_max_checks=stream_checks, grid=base.grid[-2:])
-    for name in names:
-        ds = load_movielens(root, name)
+        opts = EvalOptions(
+            baselines=opts.baselines, ablations=ablations, stream=stream,
+            stream_max_checks=stream_checks, grid=tuple(opts.grid[-2:]),
+        )  # fmt: skip
+    encoder = _encoder(settings.model_dir, variant)
+    for ds in datasets:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=console,
         ) as bars:  # fmt: skip
-            doc = run_eval(ds, encoder, base, progress=_tasks(bars, name))
-        paths = write_report(doc, out / name)
+            doc = run_eval(ds, encoder, opts, progress=_tasks(bars, ds.name))
+        paths = write_report(doc, out / ds.name)
         _print(console, doc)
         console.print(f"report: {', '.join(str(p) for p in paths)}")
 
@@ -75,13 +138,21 @@ def _print(console: Console, doc: dict[str, object]) -> None:
     table = Table(title=f"{doc['dataset']} - Protocol A (test)")
     for col in ("model", "HR@10", "NDCG@10", "MRR", "cold HR@10", "coverage@10"):
         table.add_column(col)
-    for name, m in a["models"].items():
+    for model, m in a["models"].items():
         t = m["test"]
         table.add_row(
-            name, f"{t['HR@10']:.4f}", f"{t['NDCG@10']:.4f}", f"{t['MRR']:.4f}",
+            model, f"{t['HR@10']:.4f}", f"{t['NDCG@10']:.4f}", f"{t['MRR']:.4f}",
             f"{m['cold_start']['HR@10']:.4f}", f"{m['coverage@10']:.3f}",
         )  # fmt: skip
     console.print(table)
+    best = a["best_baseline"]
+    if best:
+        ci = a["hybrid_minus_baseline"][best]
+        console.print(
+            f"Hybrid - {best} (best baseline): NDCG@10 {ci['NDCG@10']['diff']:+.4f} "
+            f"[{ci['NDCG@10']['low']:+.4f}, {ci['NDCG@10']['high']:+.4f}], HR@10 "
+            f"{ci['HR@10']['diff']:+.4f} [{ci['HR@10']['low']:+.4f}, {ci['HR@10']['high']:+.4f}]"
+        )
     b = doc.get("protocol_b")
     if isinstance(b, dict):
         console.print(

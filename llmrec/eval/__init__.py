@@ -1,12 +1,13 @@
-"""Offline evaluation: replay a dataset through the Engine (Protocol A and B) against baselines."""
+"""Offline evaluation: any contract dataset through the Engine (Protocol A and B) and baselines."""
 
-from llmrec.eval.metrics import hit_rate, mrr, ndcg, summarise
+from llmrec.eval.metrics import Outcomes, hit_rate, mrr, ndcg, summarise
 from llmrec.eval.report import markdown, write_report
-from llmrec.eval.runner import REFERENCE_ML100K, EvalOptions, ProgressFactory, run_eval
+from llmrec.eval.runner import DEFAULT_BASELINES, EvalOptions, ProgressFactory, run_eval
 
 __all__ = [
-    "REFERENCE_ML100K",
+    "DEFAULT_BASELINES",
     "EvalOptions",
+    "Outcomes",
     "ProgressFactory",
     "hit_rate",
     "markdown",

@@ -1,68 +1,140 @@
-"""The evaluation's view of a dataset: item order, the split, binary matrices, events, vectors."""
+"""The evaluation's view of a contract dataset: integer ids, the leave-last-out split, events.
+
+The unit of the split is a distinct (user, item) pair, timed by its first event; repeated
+events on a pair are collapsed for the split (and counted). Per user, pairs in time order (ties
+in file order): last = test, second-last = validation, the rest = train. Users with at least 3
+distinct items are evaluated; the others are train-only, and every model learns from every
+user's train pairs. Nothing about a held-out pair reaches training: every event on a user's
+validation or test item (its rating, its review text, a repeat) is kept out of the train
+stream, whatever its timestamp.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
-from scipy import sparse
 
-from llmrec.data.movielens import Dataset, Interaction
-from llmrec.data.replay import rating_event
-from llmrec.eval.split import LeaveLastOut, leave_last_out
-from llmrec.events import Event, parse_event
+from llmrec.data.contract import ContractDataset
+from llmrec.eval.trainset import F64, I64, TrainSet
+from llmrec.events import Event
 from llmrec.index import ItemIndex
 from llmrec.items import item_text
-from llmrec.types import TextEncoder
+from llmrec.types import TextEncoder, Vectors
 
-__all__ = ["EvalData", "build_index", "prepare", "train_events"]
+__all__ = ["MIN_EVAL_ITEMS", "EvalData", "build_index", "item_texts", "prepare"]
+
+MIN_EVAL_ITEMS = 3
 
 
 @dataclass(slots=True)
 class EvalData:
-    """Everything Protocol A needs, built once per dataset."""
+    """Everything Protocol A needs, built once per dataset.
 
-    dataset: Dataset
+    `users` holds every user; `evaluated` the integer ids of those with a held-out pair, and
+    `val_item` / `test_item` / `val_ts` / `test_ts` are aligned with it.
+    """
+
+    dataset: ContractDataset
     items: list[str]
     col: dict[str, int]
     users: list[str]
-    split: LeaveLastOut
-    x_train: sparse.csr_matrix
-    train_counts: npt.NDArray[np.int64]
+    train: TrainSet
+    evaluated: I64
+    val_item: I64
+    test_item: I64
+    val_ts: F64
+    test_ts: F64
+    train_events: list[Event]
+    val_events: dict[str, list[Event]]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def train_counts(self) -> I64:
+        """Train interactions per item (all users)."""
+        counts: I64 = np.bincount(
+            np.concatenate(self.train.histories), minlength=len(self.items)
+        ).astype(np.int64)
+        return counts
 
 
-def prepare(ds: Dataset) -> EvalData:
-    """Split `ds` leave-last-out and build the train matrix over evaluated users."""
-    items = sorted(ds.movies, key=lambda i: (len(i), i))
+def prepare(ds: ContractDataset) -> EvalData:
+    """Index `ds`, split it leave-last-out by pair, and gather the train event stream."""
+    items = sorted(ds.items, key=lambda i: (len(i), i))
     col = {m: j for j, m in enumerate(items)}
-    split = leave_last_out(ds.ratings)
-    users = sorted(split.test, key=lambda u: (len(u), u))
-    rows, cols = [], []
+    known = [e for e in ds.events if e.item_id in col]
+    # Stable sort: events with equal timestamps keep file order.
+    ordered = sorted(known, key=lambda e: e.ts)
+    pairs: dict[str, dict[str, float]] = defaultdict(dict)  # user -> item -> first ts (ordered)
+    repeats = 0
+    for e in ordered:
+        seen = pairs[e.user_id]
+        if e.item_id in seen:
+            repeats += 1
+        else:
+            seen[e.item_id] = e.ts
+    users = sorted(pairs, key=lambda u: (len(u), u))
+    histories: list[I64] = []
+    times: list[F64] = []
+    held: dict[str, tuple[str, str]] = {}
+    evaluated, val_item, test_item, val_ts, test_ts = [], [], [], [], []
     for ui, u in enumerate(users):
-        for r in split.train[u]:
-            rows.append(ui)
-            cols.append(col[r.item_id])
-    x = sparse.csr_matrix(
-        (np.ones(len(rows)), (rows, cols)), shape=(len(users), len(items)), dtype=np.float64
+        seq = list(pairs[u].items())
+        if len(seq) >= MIN_EVAL_ITEMS:
+            (v, vt), (t, tt) = seq[-2], seq[-1]
+            held[u] = (v, t)
+            evaluated.append(ui)
+            val_item.append(col[v])
+            test_item.append(col[t])
+            val_ts.append(vt)
+            test_ts.append(tt)
+            seq = seq[:-2]
+        histories.append(np.array([col[i] for i, _ in seq], dtype=np.int64))
+        times.append(np.array([ts for _, ts in seq], dtype=np.float64))
+    train_events: list[Event] = []
+    val_events: dict[str, list[Event]] = defaultdict(list)
+    for e in ordered:
+        h = held.get(e.user_id)
+        if h is None or e.item_id not in h:
+            train_events.append(e)
+        elif e.item_id == h[0]:
+            val_events[e.user_id].append(e)
+    counts = {
+        "events": len(ds.events),
+        "events_unknown_item": len(ds.events) - len(known),
+        "invalid_records": len(ds.errors),
+        "pairs": sum(len(p) for p in pairs.values()),
+        "repeated_pair_events": repeats,
+        "train_events": len(train_events),
+    }
+    return EvalData(
+        dataset=ds,
+        items=items,
+        col=col,
+        users=users,
+        train=TrainSet(len(items), histories, times),
+        evaluated=np.array(evaluated, dtype=np.int64),
+        val_item=np.array(val_item, dtype=np.int64),
+        test_item=np.array(test_item, dtype=np.int64),
+        val_ts=np.array(val_ts, dtype=np.float64),
+        test_ts=np.array(test_ts, dtype=np.float64),
+        train_events=train_events,
+        val_events=dict(val_events),
+        counts=counts,
     )
-    x.data[:] = 1.0  # binarise duplicates
-    counts = np.zeros(len(items), dtype=np.int64)
-    for hist in split.train.values():
-        for r in hist:
-            counts[col[r.item_id]] += 1
-    return EvalData(ds, items, col, users, split, x, counts)
 
 
-def item_texts(ds: Dataset, items: Sequence[str]) -> list[str]:
-    """The item text recipe applied to each movie, in `items` order."""
-    return [item_text(ds.movies[i].title, ds.movies[i].genres) for i in items]
+def item_texts(ds: ContractDataset, items: Sequence[str]) -> list[str]:
+    """The item text recipe applied to each catalogue record, in `items` order."""
+    recs = [ds.items[i] for i in items]
+    return [item_text(r.title, r.categories, r.tags, r.description) for r in recs]
 
 
 def build_index(
-    ds: Dataset, items: Sequence[str], encoder: TextEncoder, batch: int = 256
-) -> tuple[ItemIndex, npt.NDArray[np.float32]]:
+    ds: ContractDataset, items: Sequence[str], encoder: TextEncoder, batch: int = 256
+) -> tuple[ItemIndex, Vectors]:
     """Encode every item and load an ItemIndex; returns it with the (n, dim) vectors."""
     texts = item_texts(ds, items)
     vecs = np.concatenate(
@@ -71,22 +143,3 @@ def build_index(
     index = ItemIndex(encoder.dim)
     index.upsert(list(items), vecs)
     return index, vecs
-
-
-def train_events(data: EvalData) -> Iterator[Event]:
-    """All train interactions, every user, merged in timestamp order, as llmrec events."""
-    rows: list[Interaction] = [r for hist in data.split.train.values() for r in hist]
-    rows.sort(key=lambda r: r.ts)
-    last_train = {u: h[-1].ts for u, h in data.split.train.items() if h}
-    tags = [t for t in data.dataset.tags if t.ts <= last_train.get(t.user_id, -1)]
-    tags.sort(key=lambda t: t.ts)
-    ti = 0
-    for n, r in enumerate(rows):
-        while ti < len(tags) and tags[ti].ts < r.ts:
-            t = tags[ti]
-            ti += 1
-            yield parse_event(
-                {"event_id": f"t{ti}", "type": "review", "user_id": t.user_id,
-                 "item_id": t.item_id, "ts": t.ts, "text": t.tag}
-            )  # fmt: skip
-        yield parse_event(rating_event(r, f"r{n}"))

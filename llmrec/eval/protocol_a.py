@@ -1,142 +1,143 @@
-"""Protocol A: leave-last-out ranking over all items, comparable with published baselines.
+"""Protocol A: leave-last-out ranking over all items, every model tuned on validation.
 
-Per user, by timestamp (ties in file order): last = test, second-last = validation, rest =
-train. Every model is fitted on train only. Validation ranks over all items minus the user's
-train items; test ranks over all items minus train items and the validation item (which is not
-folded into the model). Ties count for the target. This exact variant reproduces the reference
-ml-100k figures (Pop 0.086/0.045, ItemKNN 0.116/0.060, EASE 0.138/0.070).
+The split is `llmrec.eval.data.prepare`'s. Validation ranks each evaluated user's validation item
+over all items minus the user's train items, from the train history. Test ranks the test item
+over all items minus train and validation items, from a history that includes the validation
+interaction (standard leave-one-out, as RecBole's `valid_and_test` and SASRec's papers do):
+batch models score the history with the validation item appended, without refitting; the
+hybrid folds the user's validation events into that user's state (not into the shared
+statistics, which, like every batch model, stay fitted on train). Every model picks its
+parameters from its grid by validation NDCG@10; test is read once, with the chosen ones. Ties
+are broken at random in expectation (`llmrec.eval.metrics`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from llmrec.data.movielens import Interaction
-from llmrec.engine import Engine, EngineConfig, fuse
-from llmrec.eval.baselines import content_scores, ease_weights, itemknn_weights, pop_scores
-from llmrec.eval.data import EvalData, train_events
-from llmrec.eval.metrics import KS
+from llmrec.engine import Candidates, Engine, EngineConfig, fuse
+from llmrec.eval.baselines import BaselineSpec
+from llmrec.eval.data import EvalData
+from llmrec.eval.metrics import DEPTH, Outcomes, ndcg, outcomes_from_scores
+from llmrec.eval.trainset import I64, Scorer
 from llmrec.index import ItemIndex
-from llmrec.types import TextEncoder
+from llmrec.types import TextEncoder, Vectors
 
-__all__ = ["ModelRun", "baseline_runs", "engine_run", "replay_train", "tune_engine", "with_params"]
+__all__ = [
+    "ModelRun",
+    "baseline_run",
+    "hybrid_run",
+    "replay_train",
+    "score_outcomes",
+    "with_params",
+]
 
 log = logging.getLogger(__name__)
-F64 = npt.NDArray[np.float64]
-DEPTH = max(KS)
+Progress = Callable[[int], None]
+CHUNK = 512
 
 
 @dataclass(slots=True)
 class ModelRun:
-    """One model's validation and test ranks (0-based; DEPTH = not in the top DEPTH)."""
+    """One model's validation and test outcomes (users in `EvalData.evaluated` order)."""
 
     name: str
-    val: list[int]
-    test: list[int]
-    test_top10: list[list[str]] = field(default_factory=list)
-    params: dict[str, object] = field(default_factory=dict)
+    val: Outcomes
+    test: Outcomes
+    test_top10: list[list[int]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    tuning: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
 
 
-def _exclusions(data: EvalData, with_val: bool) -> list[list[int]]:
-    out = []
-    for u in data.users:
-        cols = [data.col[r.item_id] for r in data.split.train[u]]
-        if with_val:
-            cols.append(data.col[data.split.validation[u].item_id])
-        out.append(cols)
-    return out
+def _histories(data: EvalData, test: bool) -> list[I64]:
+    hist = [data.train.histories[int(u)] for u in data.evaluated]
+    if not test:
+        return hist
+    return [np.append(h, v) for h, v in zip(hist, data.val_item, strict=True)]
 
 
-def _dense_ranks(
-    data: EvalData, score_row: Callable[[int], F64], with_val: bool
-) -> tuple[list[int], list[list[str]]]:
-    targets = data.split.test if with_val else data.split.validation
-    ranks, tops = [], []
-    for ui, (u, excl) in enumerate(zip(data.users, _exclusions(data, with_val), strict=True)):
-        s = np.array(score_row(ui), dtype=np.float64)
-        s[excl] = -np.inf
-        t = data.col[targets[u].item_id]
-        ranks.append(min(int(np.count_nonzero(s > s[t])), DEPTH))
-        top = np.argpartition(-s, 10)[:10]
-        tops.append([data.items[j] for j in top[np.argsort(-s[top], kind="stable")]])
-    return ranks, tops
+def _top10(scores: np.ndarray[Any, Any], excluded: Sequence[I64], seed: int) -> list[list[int]]:
+    """Each row's 10 best items, ties in random order, excluded items never listed."""
+    s = np.array(scores, dtype=np.float64, copy=True)
+    for r, cols in enumerate(excluded):
+        s[r, cols] = -np.inf
+    noise = np.random.default_rng(seed).random(s.shape)
+    order = np.lexsort((noise, -s), axis=-1)[:, :10]
+    return [[int(j) for j in row if np.isfinite(s[r, j])] for r, row in enumerate(order)]
 
 
-def _run(name: str, data: EvalData, score_row: Callable[[int], F64], **params: object) -> ModelRun:
-    val, _ = _dense_ranks(data, score_row, with_val=False)
-    test, tops = _dense_ranks(data, score_row, with_val=True)
-    return ModelRun(name, val, test, tops, dict(params))
+def score_outcomes(
+    data: EvalData, scorer: Scorer, test: bool, top10: bool = False
+) -> tuple[Outcomes, list[list[int]]]:
+    """Rank each evaluated user's held-out item under `scorer`, in chunks of users."""
+    hist = _histories(data, test)
+    targets = data.test_item if test else data.val_item
+    now = data.test_ts if test else data.val_ts
+    greater, ties, tops = [], [], []
+    for lo in range(0, len(hist), CHUNK):
+        sl = slice(lo, lo + CHUNK)
+        s = scorer.scores(data.evaluated[sl], hist[sl], now[sl])
+        o = outcomes_from_scores(s, targets[sl], hist[sl])
+        greater.append(o.greater)
+        ties.append(o.ties)
+        if top10:
+            tops += _top10(s, hist[sl], seed=lo)
+    empty = np.zeros(0, dtype=np.int64)
+    return Outcomes(np.concatenate(greater or [empty]), np.concatenate(ties or [empty])), tops
 
 
-def baseline_runs(
-    data: EvalData,
-    item_vectors: npt.NDArray[np.float32],
-    knn_k: int = 400,
-    ease_lambda: float = 100.0,
-) -> Iterable[ModelRun]:
-    """Pop, ItemKNN, EASE and content-only, fitted on train (a generator: one at a time)."""
-    x = data.x_train
-    pop = pop_scores(x)
-    yield _run("Pop", data, lambda _: pop)
-    knn = itemknn_weights(x, knn_k)
-    yield _run("ItemKNN", data, lambda u: np.asarray(x[u] @ knn).ravel(), k=knn_k)
-    ease = ease_weights(x, ease_lambda)
-    yield _run("EASE", data, lambda u: np.asarray(x[u] @ ease).ravel(), lam=ease_lambda)
-    content = content_scores(x, item_vectors)
-    yield _run("Content", data, lambda u: content[u])
+def baseline_run(
+    spec: BaselineSpec, data: EvalData, vectors: Vectors, progress: Progress | None = None
+) -> ModelRun:
+    """Fit `spec` at each grid point, keep the best validation NDCG@10, then score test."""
+    t0 = time.perf_counter()
+    fit = spec.prepare(data.train, vectors, lambda s: ndcg(score_outcomes(data, s, False)[0], 10))
+    best: tuple[float, Mapping[str, Any], Scorer, Outcomes] | None = None
+    tuning = []
+    for params in spec.grid:
+        scorer = fit(params)
+        val, _ = score_outcomes(data, scorer, test=False)
+        score = ndcg(val, 10)
+        # A model trained in epochs says which epoch it kept (and how long it trained).
+        info = getattr(scorer, "info", {})
+        tuning.append({"params": dict(params), "val_NDCG@10": score, **info})
+        log.debug("%s %s -> val NDCG@10 %.4f", spec.name, dict(params), score)
+        if best is None or score > best[0]:
+            best = (score, {**params, **info}, scorer, val)
+        if progress is not None:
+            progress(1)
+    assert best is not None, f"{spec.name} has an empty grid"
+    _, params, scorer, val = best
+    test, tops = score_outcomes(data, scorer, test=True, top10=True)
+    return ModelRun(spec.name, val, test, tops, dict(params), tuning, time.perf_counter() - t0)
+
+
+# -- the hybrid ------------------------------------------------------------------------------
 
 
 def replay_train(
     data: EvalData, config: EngineConfig, index: ItemIndex, encoder: TextEncoder | None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Engine, dict[str, bytes]]:  # fmt: skip
     """Feed every train event, in time order, through `Engine.observe`; return engine + states."""
-    titles = {i: m.title for i, m in data.dataset.movies.items()}
+    titles = {i: r.title for i, r in data.dataset.items.items()}
     engine = Engine(config, index, encoder, titles=titles)
     states: dict[str, bytes] = {}
-    for n, ev in enumerate(train_events(data), 1):
+    for n, ev in enumerate(data.train_events, 1):
         states[ev.user_id] = engine.observe(states.get(ev.user_id), ev)
         if progress is not None and n % 1000 == 0:
             progress(1000)
     return engine, states
 
 
-def _engine_ranks(
-    engine: Engine, data: EvalData, states: dict[str, bytes], with_val: bool
-) -> tuple[list[int], list[list[str]]]:
-    targets: dict[str, Interaction] = data.split.test if with_val else data.split.validation
-    ranks, tops = [], []
-    for u in data.users:
-        exclude = {r.item_id for r in data.split.train[u]}
-        if with_val:
-            exclude.add(data.split.validation[u].item_id)
-        recs = [r.item_id for r in engine.recommend(states.get(u), DEPTH, targets[u].ts, exclude)]
-        t = targets[u].item_id
-        ranks.append(recs.index(t) if t in recs else DEPTH)
-        tops.append(recs[:10])
-    return ranks, tops
-
-
-def engine_run(
-    name: str, engine: Engine, data: EvalData, states: dict[str, bytes], val_only: bool = False
-) -> ModelRun:
-    """Rank validation (and test unless `val_only`) items with `engine.recommend`."""
-    val, _ = _engine_ranks(engine, data, states, with_val=False)
-    test, tops = ([], []) if val_only else _engine_ranks(engine, data, states, with_val=True)
-    return ModelRun(name, val, test, tops)
-
-
-def _ndcg10(ranks: list[int]) -> float:
-    return float(np.mean([1.0 / np.log2(r + 2) if r < 10 else 0.0 for r in ranks]))
-
-
-def with_params(base: EngineConfig, params: dict[str, float]) -> EngineConfig:
+def with_params(base: EngineConfig, params: Mapping[str, float]) -> EngineConfig:
     """`base` with retrieval fields and `mmr_lambda` overridden by `params`."""
     retrieval: dict[str, Any] = {k: v for k, v in params.items() if k != "mmr_lambda"}
     lam = params.get("mmr_lambda", base.rerank.mmr_lambda)
@@ -147,35 +148,64 @@ def with_params(base: EngineConfig, params: dict[str, float]) -> EngineConfig:
     )
 
 
-def tune_engine(
-    engine: Engine, data: EvalData, states: dict[str, bytes], grid: list[dict[str, float]],
-    progress: Callable[[int], None] | None = None,
-) -> tuple[EngineConfig, list[tuple[dict[str, float], float]]]:  # fmt: skip
-    """Pick the fusion/MMR weights with the best validation NDCG@10 (test is never read).
+def _exclusions(data: EvalData, test: bool) -> list[set[str]]:
+    return [{data.items[int(j)] for j in h} for h in _histories(data, test)]
+
+
+def _list_ranks(lists: Iterable[list[str]], targets: Iterable[str]) -> Outcomes:
+    return Outcomes.from_ranks(
+        [recs.index(t) if t in recs else DEPTH for recs, t in zip(lists, targets, strict=True)]
+    )
+
+
+def _engine_list(engine: Engine, c: Candidates | None) -> list[str]:
+    """The ids `engine.recommend` would list from gathered candidates, under its config."""
+    if c is None:
+        return []
+    return [c.ids[j] for j in engine.order(c, fuse(c, engine.config.retrieval), DEPTH)]
+
+
+def hybrid_run(
+    name: str, engine: Engine, data: EvalData, states: dict[str, bytes],
+    grid: Sequence[Mapping[str, float]], *, progress: Progress | None = None,
+) -> ModelRun:  # fmt: skip
+    """Tune the engine's fusion/MMR weights on validation, then rank test with the best.
 
     Candidates and their features do not depend on the weights, so they are gathered once per
     user (`Engine.candidates`) and every grid point only re-fuses and re-orders them, exactly as
-    `Engine.recommend` does.
+    `Engine.recommend` does. At test each user's validation events are folded into the user's
+    own state first.
     """
+    t0 = time.perf_counter()
     base = engine.config
-    gathered = []
-    for u in data.users:
-        target = data.split.validation[u]
-        exclude = {r.item_id for r in data.split.train[u]}
-        _, c = engine.candidates(states.get(u), target.ts, exclude)
-        gathered.append((c, target.item_id))  # (candidates, held-out item id)
-    scored = []
+    users = [data.users[int(u)] for u in data.evaluated]
+    val_targets = [data.items[int(j)] for j in data.val_item]
+    gathered: list[Candidates | None] = [
+        engine.candidates(states.get(u), float(ts), excl)[1]
+        for u, ts, excl in zip(users, data.val_ts, _exclusions(data, False), strict=True)
+    ]
+    tuning = []
+    best: tuple[float, Mapping[str, float], Outcomes] | None = None
     for params in grid:
         engine.config = with_params(base, params)
-        ranks = []
-        for c, item in gathered:
-            order = [] if c is None else engine.order(c, fuse(c, engine.config.retrieval), DEPTH)
-            recs = [c.ids[j] for j in order] if c is not None else []
-            ranks.append(recs.index(item) if item in recs else DEPTH)
-        scored.append((params, _ndcg10(ranks)))
-        log.info("tune %s -> val NDCG@10 %.4f", params, scored[-1][1])
+        lists = [_engine_list(engine, c) for c in gathered]
+        val = _list_ranks(lists, val_targets)
+        score = ndcg(val, 10)
+        tuning.append({"params": dict(params), "val_NDCG@10": score})
+        log.debug("%s %s -> val NDCG@10 %.4f", name, dict(params), score)
+        if best is None or score > best[0]:
+            best = (score, params, val)
         if progress is not None:
             progress(1)
-    best = max(scored, key=lambda ps: ps[1])[0]
-    engine.config = with_params(base, best)
-    return engine.config, scored
+    assert best is not None, "the hybrid's grid is empty"
+    _, params, val = best
+    engine.config = with_params(base, params)
+    lists = []
+    for u, ts, excl in zip(users, data.test_ts, _exclusions(data, True), strict=True):
+        state = states.get(u)
+        for ev in data.val_events.get(u, []):
+            state = engine.observe(state, ev, shared=False)
+        lists.append([r.item_id for r in engine.recommend(state, DEPTH, float(ts), excl)])
+    test = _list_ranks(lists, [data.items[int(j)] for j in data.test_item])
+    tops = [[data.col[i] for i in recs[:10]] for recs in lists]
+    return ModelRun(name, val, test, tops, dict(params), tuning, time.perf_counter() - t0)

@@ -15,57 +15,99 @@ def _f(x: float) -> str:
     return f"{x:.4f}"
 
 
-def markdown(doc: dict[str, Any]) -> str:
-    """The human-readable report of one run."""
-    a = doc["protocol_a"]
-    ref = a.get("reference", {})
+def _params(p: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items())
+
+
+def _ci_cell(ci: dict[str, float]) -> str:
+    return f"{ci['diff']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}]"
+
+
+def _data_lines(doc: dict[str, Any]) -> list[str]:
+    c = doc["counts"]
+    return [
+        f"{doc['users']} users ({doc['evaluated_users']} evaluated: >= 3 distinct items), "
+        f"{doc['items']} items, {c['events']} events; encoder {doc['encoder']}; "
+        f"{doc['seconds']:.0f} s.",
+        "",
+        f"Input: {c['invalid_records']} invalid records skipped, {c['events_unknown_item']} "
+        f"events on items missing from the catalogue dropped, {c['repeated_pair_events']} "
+        f"repeated (user, item) events collapsed into {c['pairs']} pairs; "
+        f"{c['train_events']} events in the train stream.",
+    ]
+
+
+def _protocol_a(a: dict[str, Any]) -> list[str]:
     lines = [
-        f"# llmrec eval: {doc['dataset']}",
+        "## Protocol A (leave-last-out)",
         "",
-        f"{doc['users']} users, {doc['items']} items, {doc['interactions']} interactions; "
-        f"encoder {doc['encoder']}; {doc['seconds']:.0f} s.",
+        "Per user, distinct items by first-event time (ties in file order): last = test, "
+        "second-last = validation, rest = train. Every model learns from every user's train "
+        "pairs; no event on a held-out item reaches training. Each model's parameters are "
+        "chosen on validation NDCG@10 from its grid. At test the validation interaction is in "
+        "every model's history. Ranks are exact expectations under random tie-breaking. "
+        "MRR is truncated at 50.",
         "",
-        "## Protocol A (leave-last-out, rank over all items minus the user's train items)",
-        "",
-        "Per user by timestamp (ties in file order): last = test, second-last = validation, "
-        "rest = train. Models fit on train only; at test the validation item is excluded from "
-        "the ranking but not folded in. Ties count for the target. MRR is truncated at 50.",
-        "",
-        "| model | HR@10 | NDCG@10 | MRR | reference HR@10 / NDCG@10 | val NDCG@10 "
-        "| cold HR@10 | coverage@10 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | HR@10 | NDCG@10 | MRR | val NDCG@10 | cold HR@10 | coverage@10 | chosen "
+        "| seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in a["models"].items():
-        t, r = m["test"], ref.get(name)
-        refs = f"{r['HR@10']:.3f} / {r['NDCG@10']:.3f}" if r else "-"
+        t = m["test"]
         lines.append(
-            f"| {name} | {_f(t['HR@10'])} | {_f(t['NDCG@10'])} | {_f(t['MRR'])} | {refs} "
+            f"| {name} | {_f(t['HR@10'])} | {_f(t['NDCG@10'])} | {_f(t['MRR'])} "
             f"| {_f(m['validation']['NDCG@10'])} | {_f(m['cold_start']['HR@10'])} "
-            f"| {m['coverage@10']:.3f} |"
+            f"| {m['coverage@10']:.3f} | {_params(m['params'])} | {m['seconds']:.1f} |"
         )
     cold_users = int(next(iter(a["models"].values()))["cold_start"]["users"])
     lines += [
         "",
         f"Cold-start slice: {a['cold_start_definition']} ({cold_users} users).",
         "",
-        "HR@k on test:",
+        "### Hybrid minus each baseline (test, paired bootstrap 95 % CI over users)",
         "",
-        "| model | " + " | ".join(f"HR@{k}" for k in KS) + " |",
-        "|---|" + "---|" * len(KS),
+        f"Best baseline by test NDCG@10: **{a['best_baseline']}**.",
+        "",
+        "| baseline | Δ HR@10 [95 % CI] | Δ NDCG@10 [95 % CI] |",
+        "|---|---|---|",
     ]
+    for name, ci in a["hybrid_minus_baseline"].items():
+        lines.append(f"| {name} | {_ci_cell(ci['HR@10'])} | {_ci_cell(ci['NDCG@10'])} |")
+    if a["ablations"]:
+        lines += [
+            "",
+            "### Ablations (variant minus the hybrid; each variant tuned on validation)",
+            "",
+            "| variant | HR@10 | NDCG@10 | Δ HR@10 [95 % CI] | Δ NDCG@10 [95 % CI] |",
+            "|---|---|---|---|---|",
+        ]
+        for name, ci in a["ablations"].items():
+            t = a["models"][name]["test"]
+            lines.append(
+                f"| {name} | {_f(t['HR@10'])} | {_f(t['NDCG@10'])} | {_ci_cell(ci['HR@10'])} "
+                f"| {_ci_cell(ci['NDCG@10'])} |"
+            )
+    lines += ["", "HR@k on test:", "", "| model | " + " | ".join(f"HR@{k}" for k in KS) + " |"]
+    lines.append("|---|" + "---|" * len(KS))
     for name, m in a["models"].items():
         lines.append(f"| {name} | " + " | ".join(_f(m["test"][f"HR@{k}"]) for k in KS) + " |")
-    best = a["models"].get("Hybrid", {}).get("params", {})
-    lines += ["", f"Hybrid parameters chosen on validation: `{json.dumps(best)}`", ""]
-    lines.append(
+    return lines
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The human-readable report of one run."""
+    lines = [f"# llmrec eval: {doc['dataset']}", "", *_data_lines(doc), ""]
+    lines += _protocol_a(doc["protocol_a"])
+    lines += [
+        "",
         f"User state: mean {doc['bytes_per_user']['mean']:.0f} bytes, "
-        f"max {doc['bytes_per_user']['max']} bytes."
-    )
+        f"max {doc['bytes_per_user']['max']} bytes.",
+    ]
     if "protocol_b" in doc:
         b = doc["protocol_b"]
         lines += [
             "",
-            "## Protocol B (prequential stream)",
+            "## Protocol B (prequential stream, no look-ahead)",
             "",
             f"{b['checked']} sampled events of {b['events']}: HR@{b['k']} of the list published "
             f"just before the event: hybrid {_f(b['hybrid_hr'])}, popular-now "

@@ -1,33 +1,43 @@
-"""One evaluation run: Protocol A (baselines, tuned hybrid, cold-start slice, coverage) and B."""
+"""One evaluation run: Protocol A (tuned baselines, tuned hybrid, ablations, CIs) and B."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from llmrec.data.movielens import Dataset
+from llmrec.data.contract import ContractDataset
+from llmrec.encoder.hashing import HashingEncoder
 from llmrec.engine import EngineConfig
+from llmrec.eval.baselines import BASELINES
 from llmrec.eval.data import EvalData, build_index, prepare
-from llmrec.eval.metrics import summarise
-from llmrec.eval.protocol_a import ModelRun, baseline_runs, engine_run, replay_train, tune_engine
+from llmrec.eval.metrics import Outcomes, per_user, summarise
+from llmrec.eval.protocol_a import ModelRun, baseline_run, hybrid_run, replay_train
+from llmrec.eval.protocol_a import with_params as with_params_config
 from llmrec.eval.protocol_b import prequential
+from llmrec.eval.stats import paired_bootstrap
+from llmrec.index import ItemIndex
 from llmrec.types import TextEncoder
 
-__all__ = ["DEFAULT_GRID", "REFERENCE_ML100K", "EvalOptions", "ProgressFactory", "run_eval"]
+__all__ = [
+    "DEFAULT_BASELINES",
+    "DEFAULT_GRID",
+    "EvalOptions",
+    "ProgressFactory",
+    "run_eval",
+]
 
 log = logging.getLogger(__name__)
 
-REFERENCE_ML100K = {
-    "Pop": {"HR@10": 0.086, "NDCG@10": 0.045},
-    "ItemKNN": {"HR@10": 0.116, "NDCG@10": 0.060},
-    "EASE": {"HR@10": 0.138, "NDCG@10": 0.070},
-}
 COLD_MAX_TRAIN = 5
+HYBRID = "Hybrid"
+DEFAULT_BASELINES = (
+    "pop", "recentpop", "itemknn", "ease", "als", "transition", "content", "sasrec",
+)  # fmt: skip
 
 # Fusion weights searched on validation; each row overrides RetrievalConfig / mmr_lambda.
 DEFAULT_GRID: tuple[dict[str, float], ...] = tuple(
@@ -38,7 +48,6 @@ DEFAULT_GRID: tuple[dict[str, float], ...] = tuple(
     for n in (0.0, 0.3)
     for lam in (1.0, 0.9)
 )
-
 
 ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
 """Makes a progress task from (description, total or None) and returns its `advance(n)`."""
@@ -52,87 +61,151 @@ def _no_progress(description: str, total: int | None) -> Callable[[int], None]:
 class EvalOptions:
     """What to run and how hard to search."""
 
-    grid: Sequence[dict[str, float]] = DEFAULT_GRID
-    knn_k: int = 400
-    ease_lambda: float = 100.0
+    grid: Sequence[Mapping[str, float]] = DEFAULT_GRID
+    baselines: Sequence[str] = DEFAULT_BASELINES
+    ablations: bool = True
     stream: bool = True
     stream_user_fraction: float = 0.2
     stream_max_checks: int = 2000
+    bootstrap_resamples: int = 2000
+    seed: int = 0
     engine: EngineConfig = field(default_factory=EngineConfig)
 
 
-def _slice(run: ModelRun, mask: list[bool]) -> dict[str, float]:
-    ranks = [r for r, m in zip(run.test, mask, strict=True) if m]
-    s = summarise(ranks)
-    return {"users": s["users"], "HR@10": s["HR@10"], "NDCG@10": s["NDCG@10"]}
+def _restricted(grid: Sequence[Mapping[str, float]], **fixed: float) -> list[dict[str, float]]:
+    """`grid` with some weights fixed, duplicates dropped (order kept)."""
+    out: list[dict[str, float]] = []
+    for p in grid:
+        q = {**p, **fixed}
+        if q not in out:
+            out.append(q)
+    return out
 
 
-def _model_entry(run: ModelRun, data: EvalData, cold: list[bool]) -> dict[str, Any]:
+def _model_entry(run: ModelRun, data: EvalData, cold: np.ndarray[Any, Any]) -> dict[str, Any]:
     covered = {i for top in run.test_top10 for i in top}
+    c = summarise(run.test.subset(cold))
     return {
         "validation": summarise(run.val),
         "test": summarise(run.test),
-        "cold_start": _slice(run, cold),
-        "coverage@10": len(covered) / len(data.items),
+        "cold_start": {"users": c["users"], "HR@10": c["HR@10"], "NDCG@10": c["NDCG@10"]},
+        "coverage@10": len(covered) / max(len(data.items), 1),
         "params": run.params,
+        "seconds": run.seconds,
+        "tuning": run.tuning,
     }
 
 
+def _ci(a: Outcomes, b: Outcomes, resamples: int, seed: int) -> dict[str, dict[str, float]]:
+    return {
+        f"{m}@10": paired_bootstrap(
+            per_user(a, m, 10), per_user(b, m, 10), resamples, seed=seed
+        ).as_dict()
+        for m in ("HR", "NDCG")
+    }
+
+
+def _tuned_variants(
+    data: EvalData, opts: EvalOptions, index: ItemIndex, encoder: TextEncoder | None,
+    grids: Mapping[str, Sequence[Mapping[str, float]]], *, progress: ProgressFactory,
+) -> tuple[list[ModelRun], list[int]]:  # fmt: skip
+    """One train replay, then one tuned run per named grid; also the state sizes in bytes."""
+    first = next(iter(grids))
+    engine, states = replay_train(
+        data, opts.engine, index, encoder, progress(f"replay ({first})", len(data.train_events))
+    )
+    runs = [
+        hybrid_run(name, engine, data, states, g, progress=progress(f"tune {name}", len(g)))
+        for name, g in grids.items()
+    ]
+    return runs, [len(s) for s in states.values()]
+
+
+def _hybrid_and_ablations(
+    data: EvalData, opts: EvalOptions, index: ItemIndex, encoder: TextEncoder,
+    progress: ProgressFactory,
+) -> tuple[list[ModelRun], list[int]]:  # fmt: skip
+    """The hybrid and its ablations, each tuned on validation exactly like the hybrid."""
+    grid = list(opts.grid)
+    main: dict[str, Sequence[Mapping[str, float]]] = {HYBRID: grid}
+    if opts.ablations:
+        main["Hybrid − co-visitation"] = _restricted(grid, w_covisit=0.0)
+    runs, sizes = _tuned_variants(data, opts, index, encoder, main, progress=progress)
+    if opts.ablations:
+        # No encoder in the engine: review text is ignored (its rating still counts).
+        no_text = _restricted(grid, w_content=0.0, w_short=0.0, w_negative=0.0)
+        more, _ = _tuned_variants(
+            data, opts, index, None,
+            {"Hybrid − review text": grid, "Hybrid − text": no_text}, progress=progress,
+        )  # fmt: skip
+        runs += more
+        hashing = HashingEncoder(encoder.dim)
+        hash_index, _ = build_index(data.dataset, data.items, hashing)
+        more, _ = _tuned_variants(
+            data, opts, hash_index, hashing, {"Hybrid, hashing encoder": grid}, progress=progress
+        )
+        runs += more
+    return runs, sizes
+
+
 def run_eval(
-    ds: Dataset, encoder: TextEncoder, options: EvalOptions | None = None,
+    ds: ContractDataset, encoder: TextEncoder, options: EvalOptions | None = None,
     progress: ProgressFactory = _no_progress,
 ) -> dict[str, Any]:  # fmt: skip
     """Run every model on `ds` and return the JSON-ready report document."""
     opts = options or EvalOptions()
+    unknown = [b for b in opts.baselines if b.lower() not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; choose from {sorted(BASELINES)}")
     t0 = time.perf_counter()
     data = prepare(ds)
+    if len(data.evaluated) == 0:
+        raise ValueError(f"{ds.name}: no user has {3} distinct items; nothing to evaluate")
     advance = progress("encode items", 1)
     index, vectors = build_index(ds, data.items, encoder)
     advance(1)
-    cold = [
-        int(data.train_counts[data.col[data.split.test[u].item_id]]) < COLD_MAX_TRAIN
-        for u in data.users
-    ]
-    models: dict[str, dict[str, Any]] = {}
-    advance = progress("baselines", 4)
-    for run in baseline_runs(data, vectors, opts.knn_k, opts.ease_lambda):
-        models[run.name] = _model_entry(run, data, cold)
-        advance(1)
-    n_train = sum(len(h) for h in data.split.train.values())
-    engine, states = replay_train(
-        data, opts.engine, index, encoder, progress("replay train", n_train)
-    )
-    sizes = [len(s) for s in states.values()]
-    tuned, scored = tune_engine(
-        engine, data, states, list(opts.grid), progress("tune", len(opts.grid))
-    )
-    advance = progress("hybrid", 1)
-    run = engine_run("Hybrid", engine, data, states)
-    run.params = {"retrieval": asdict(tuned.retrieval), "mmr_lambda": tuned.rerank.mmr_lambda}
-    models["Hybrid"] = _model_entry(run, data, cold)
-    advance(1)
+    cold = data.train_counts[data.test_item] < COLD_MAX_TRAIN
+    runs: list[ModelRun] = []
+    for name in opts.baselines:
+        spec = BASELINES[name.lower()]
+        runs.append(baseline_run(spec, data, vectors, progress(spec.name, len(spec.grid))))
+    hybrids, sizes = _hybrid_and_ablations(data, opts, index, encoder, progress)
+    runs += hybrids
+    models = {r.name: _model_entry(r, data, cold) for r in runs}
+    by_name = {r.name: r for r in runs}
+    hybrid = by_name[HYBRID]
+    baselines = [r for r in runs if r.name not in {h.name for h in hybrids}]
+    best = max(baselines, key=lambda r: summarise(r.test)["NDCG@10"], default=None)
+    res, seed = opts.bootstrap_resamples, opts.seed
     doc: dict[str, Any] = {
         "dataset": ds.name,
         "users": len(data.users),
+        "evaluated_users": len(data.evaluated),
         "items": len(data.items),
-        "interactions": len(ds.ratings),
+        "counts": data.counts,
         "encoder": getattr(encoder, "info", {"encoder": type(encoder).__name__}),
         "protocol_a": {
             "models": models,
-            "reference": REFERENCE_ML100K if ds.name == "ml-100k" else {},
             "cold_start_definition": (
                 f"test item with fewer than {COLD_MAX_TRAIN} train interactions"
             ),
-            "tuning": [{"params": p, "val_NDCG@10": v} for p, v in scored],
+            "best_baseline": best.name if best else None,
+            "hybrid_minus_baseline": {
+                r.name: _ci(hybrid.test, r.test, res, seed) for r in baselines
+            },
+            "ablations": {
+                h.name: _ci(h.test, hybrid.test, res, seed) for h in hybrids if h is not hybrid
+            },
+            "hybrid_config": asdict(with_params_config(opts.engine, hybrid.params)),
         },
         "bytes_per_user": {"mean": float(np.mean(sizes)), "max": int(np.max(sizes))},
     }
     if opts.stream:
-        n_events = len(ds.ratings) + len(ds.tags)
+        tuned = with_params_config(opts.engine, hybrid.params)
         result = prequential(
             ds, tuned, index, encoder,
             user_fraction=opts.stream_user_fraction, max_checks=opts.stream_max_checks,
-            progress=progress("protocol B stream", n_events),
+            progress=progress("protocol B stream", len(ds.events)),
         )  # fmt: skip
         doc["protocol_b"] = asdict(result)
     doc["seconds"] = time.perf_counter() - t0
