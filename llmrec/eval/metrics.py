@@ -19,6 +19,7 @@ import numpy.typing as npt
 __all__ = [
     "DEPTH",
     "KS",
+    "TIE_TOLERANCE",
     "Outcomes",
     "hit_rate",
     "mrr",
@@ -101,19 +102,28 @@ def summarise(o: Outcomes, ks: Sequence[int] = KS) -> dict[str, float]:
     return out
 
 
+TIE_TOLERANCE = 1e-9
+"""Scores closer than this, relative to the row's largest finite magnitude, are ties: models
+computed through a decomposition (EASE) give mathematically equal scores rounding noise."""
+
+
 def outcomes_from_scores(scores: F64, targets: I64, excluded: Sequence[I64]) -> Outcomes:
     """(greater, ties) of each row's target among the row's items minus its `excluded` ones.
 
-    `scores` is (users, items); NaN marks nothing special on input. Excluded items are removed
-    from the comparison (they are not candidates), so -inf scores still tie with each other.
+    `scores` is (users, items). Excluded items are removed from the comparison (they are not
+    candidates); -inf scores tie with each other; near-equal scores tie (`TIE_TOLERANCE`).
     """
     s = np.array(scores, dtype=np.float64, copy=True)
     rows = np.arange(len(s))
     for r, cols in enumerate(excluded):
         s[r, cols] = np.nan  # NaN compares false both ways: excluded from > and ==
-    t = s[rows, targets]
+    t = s[rows, targets][:, None]
     if np.isnan(t).any():
         raise ValueError("a held-out item is among its user's excluded items")
-    greater = np.count_nonzero(s > t[:, None], axis=1)
-    ties = np.count_nonzero(s == t[:, None], axis=1) - 1
+    finite = np.where(np.isfinite(s), np.abs(s), 0.0)
+    tol = TIE_TOLERANCE * np.maximum(finite.max(axis=1, initial=0.0), 1e-300)[:, None]
+    with np.errstate(invalid="ignore"):  # -inf - -inf
+        tied = (s == t) | (np.abs(s - t) <= tol)
+    greater = np.count_nonzero((s > t) & ~tied, axis=1)
+    ties = np.count_nonzero(tied, axis=1) - 1
     return Outcomes(greater.astype(np.int64), ties.astype(np.int64))

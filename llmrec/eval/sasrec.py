@@ -185,7 +185,7 @@ def fit_sasrec(
                 continue
             score = float(evaluate(scorer))
             curve.append((epoch, score))
-            log.info("sasrec %s epoch %d: validation %.4f", params, epoch, score)
+            log.debug("sasrec %s epoch %d: validation %.4f", params, epoch, score)
             if best is None or score > best[0]:
                 best, stale = (score, epoch, copy.deepcopy(model.state_dict())), 0
             else:

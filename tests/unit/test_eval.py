@@ -89,6 +89,12 @@ def test_outcomes_from_scores_skip_excluded_items_and_count_ties() -> None:
         outcomes_from_scores(scores, np.array([1]), [np.array([1])])
 
 
+def test_rounding_noise_is_a_tie() -> None:
+    scores = np.array([[2.0, 1e-16, -3e-16, 0.0, 5e-7]])
+    o = outcomes_from_scores(scores, np.array([3]), [np.zeros(0, dtype=np.int64)])
+    assert (int(o.greater[0]), int(o.ties[0])) == (2, 2)  # 2.0 and 5e-7 above; noise ties
+
+
 def test_a_sparse_model_gets_no_credit_for_ties() -> None:
     """ItemKNN on sparse data scores most items 0; the old rule counted every tie as a hit."""
     rng = np.random.default_rng(0)
