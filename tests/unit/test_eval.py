@@ -35,6 +35,7 @@ from llmrec.eval.baselines import (
 from llmrec.eval.data import build_index, prepare
 from llmrec.eval.metrics import outcomes_from_scores
 from llmrec.eval.protocol_a import baseline_run, hybrid_run, replay_train, score_outcomes
+from llmrec.eval.protocol_b import prequential
 from llmrec.eval.stats import paired_bootstrap
 from llmrec.eval.trainset import TrainSet
 from tests.unit.fakes_recsys import HashingEncoder
@@ -360,3 +361,18 @@ def test_report_is_produced_on_a_tiny_dataset(tmp_path: Path) -> None:
     assert "Ablations" in text
     assert "Protocol B" in text
     assert json.loads((tmp_path / "tiny" / "report.json").read_text())["dataset"] == "tiny"
+
+
+def test_protocol_b_has_no_look_ahead() -> None:
+    """Popular-now at an event's time knows only earlier events."""
+    events = [_ev(f"a{u}", "A", u) for u in range(10)]  # A becomes popular
+    events += [_ev("z0", "Z", 10)]  # Z's first event: nothing before it says Z
+    events += [_ev(f"z{u}", "Z", 10 + u) for u in range(1, 20)]
+    ds = _dataset(events, ["A", "Z", "f1", "f2", "f3"])
+    enc = HashingEncoder(16)
+    index, _ = build_index(ds, sorted(ds.items), enc)
+    result = prequential(ds, EngineConfig(), index, enc, user_fraction=1.0, warmup_fraction=0.0)
+    assert result.checked == 30
+    # Hits: a1..a9 (A already popular) and z1..z19 (Z popular after z0); a0 and z0 cannot be
+    # hit without seeing the future.
+    assert result.popular_hr == pytest.approx(28 / 30)
