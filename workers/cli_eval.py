@@ -116,7 +116,11 @@ def eval_command(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=console,
         ) as bars:  # fmt: skip
-            doc = run_eval(ds, encoder, opts, progress=_tasks(bars, ds.name))
+            try:
+                doc = run_eval(ds, encoder, opts, progress=_tasks(bars, ds.name))
+            except DatasetError as exc:
+                console.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(2) from exc
         paths = write_report(doc, out / ds.name)
         _print(console, doc)
         console.print(f"report: {', '.join(str(p) for p in paths)}")

@@ -14,12 +14,13 @@ from llmrec.data.contract import ContractDataset
 from llmrec.encoder.hashing import HashingEncoder
 from llmrec.engine import EngineConfig
 from llmrec.eval.baselines import BASELINES
-from llmrec.eval.data import EvalData, build_index, prepare
+from llmrec.eval.data import MIN_EVAL_ITEMS, EvalData, build_index, prepare
 from llmrec.eval.metrics import Outcomes, per_user, summarise
 from llmrec.eval.protocol_a import ModelRun, baseline_run, hybrid_run, replay_train
 from llmrec.eval.protocol_a import with_params as with_params_config
 from llmrec.eval.protocol_b import prequential
 from llmrec.eval.stats import paired_bootstrap
+from llmrec.exceptions import DatasetError
 from llmrec.index import ItemIndex
 from llmrec.types import TextEncoder
 
@@ -160,7 +161,9 @@ def run_eval(
     t0 = time.perf_counter()
     data = prepare(ds)
     if len(data.evaluated) == 0:
-        raise ValueError(f"{ds.name}: no user has {3} distinct items; nothing to evaluate")
+        raise DatasetError(
+            f"{ds.name}: no user has {MIN_EVAL_ITEMS} distinct items; nothing to evaluate"
+        )
     advance = progress("encode items", 1)
     index, vectors = build_index(ds, data.items, encoder)
     advance(1)

@@ -38,6 +38,7 @@ from llmrec.eval.protocol_a import baseline_run, hybrid_run, replay_train, score
 from llmrec.eval.protocol_b import prequential
 from llmrec.eval.stats import paired_bootstrap
 from llmrec.eval.trainset import TrainSet
+from llmrec.exceptions import DatasetError
 from tests.unit.fakes_recsys import HashingEncoder
 
 
@@ -150,9 +151,12 @@ def test_nothing_about_held_out_items_reaches_training() -> None:
 
 
 def test_users_with_fewer_than_three_items_are_train_only() -> None:
-    data = prepare(_dataset([_ev("u", "a", 1), _ev("u", "b", 2), _ev("v", "a", 3)]))
+    ds = _dataset([_ev("u", "a", 1), _ev("u", "b", 2), _ev("v", "a", 3)])
+    data = prepare(ds)
     assert len(data.evaluated) == 0
     assert data.train.n_users == 2
+    with pytest.raises(DatasetError, match="no user has 3 distinct items"):
+        run_eval(ds, HashingEncoder(8))
 
 
 # -- baselines -------------------------------------------------------------------------------
