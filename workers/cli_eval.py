@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -99,17 +100,13 @@ def eval_command(
             console, dataset, items, events, name=name, data_dir=data_dir or settings.data_dir
         )
     except DatasetError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        _refuse(console, exc)
     opts = EvalOptions(
         baselines=_baselines(baselines), ablations=ablations, stream=stream,
         stream_max_checks=stream_checks,
     )  # fmt: skip
     if quick:
-        opts = EvalOptions(
-            baselines=opts.baselines, ablations=ablations, stream=stream,
-            stream_max_checks=stream_checks, grid=tuple(opts.grid[-2:]),
-        )  # fmt: skip
+        opts = replace(opts, grid=tuple(opts.grid[-2:]))
     encoder = _encoder(settings.model_dir, variant)
     for ds in datasets:
         with Progress(
@@ -119,11 +116,16 @@ def eval_command(
             try:
                 doc = run_eval(ds, encoder, opts, progress=_tasks(bars, ds.name))
             except DatasetError as exc:
-                console.print(f"[red]error:[/] {exc}")
-                raise typer.Exit(2) from exc
+                _refuse(console, exc)
         paths = write_report(doc, out / ds.name)
         _print(console, doc)
         console.print(f"report: {', '.join(str(p) for p in paths)}")
+
+
+def _refuse(console: Console, exc: DatasetError) -> NoReturn:
+    """A dataset that cannot be evaluated: say why, exit 2 (no traceback)."""
+    console.print(f"[red]error:[/] {exc}")
+    raise typer.Exit(2) from exc
 
 
 def _tasks(bars: Progress, prefix: str) -> Callable[[str, int | None], Callable[[int], None]]:

@@ -54,18 +54,14 @@ class BaselineSpec:
 
 @dataclass(frozen=True, slots=True)
 class MatrixScorer:
-    """Scores = binary history row @ `weights` (item x item), plus an optional item prior."""
+    """Scores = binary history row @ `weights` (item x item)."""
 
-    weights: F64 | sparse.csr_matrix
+    weights: F64
     n_items: int
-    prior: F64 | None = None
 
     def scores(self, users: I64, histories: Sequence[I64], now: F64) -> F64:
         x = history_matrix(histories, self.n_items)
-        s = np.asarray(x @ self.weights, dtype=np.float64)
-        if s.ndim == 1:
-            s = s[None, :]
-        return s if self.prior is None else s + self.prior[None, :]
+        return np.asarray(x @ self.weights, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +186,12 @@ def _spd_inverse(g: F64) -> F64:
     return out
 
 
-def ease_weights(x: sparse.csr_matrix, lam: float = 100.0, gram: F64 | None = None) -> F64:
-    """EASE (Steck 2019): B = I - P / diag(P), P = (X'X + lam I)^-1, zero diagonal."""
-    g = (x.T @ x).toarray().astype(np.float64) if gram is None else gram.copy()
+def ease_weights(x: sparse.csr_matrix, lam: float = 100.0) -> F64:
+    """EASE (Steck 2019): B = I - P / diag(P), P = (X'X + lam I)^-1, zero diagonal.
+
+    The direct closed form, the reference `EaseScorer` is tested against.
+    """
+    g = (x.T @ x).toarray().astype(np.float64)
     g[np.diag_indices_from(g)] += lam
     p = _spd_inverse(g)
     b: F64 = -p / np.diag(p)[None, :]

@@ -51,14 +51,6 @@ class EvalData:
     val_events: dict[str, list[Event]]
     counts: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def train_counts(self) -> I64:
-        """Train interactions per item (all users)."""
-        counts: I64 = np.bincount(
-            np.concatenate(self.train.histories), minlength=len(self.items)
-        ).astype(np.int64)
-        return counts
-
 
 def prepare(ds: ContractDataset) -> EvalData:
     """Index `ds`, split it leave-last-out by pair, and gather the train event stream."""

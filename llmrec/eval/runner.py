@@ -13,7 +13,7 @@ import numpy as np
 from llmrec.data.contract import ContractDataset
 from llmrec.encoder.hashing import HashingEncoder
 from llmrec.engine import EngineConfig
-from llmrec.eval.baselines import BASELINES
+from llmrec.eval.baselines import BASELINES, pop_scores
 from llmrec.eval.data import MIN_EVAL_ITEMS, EvalData, build_index, prepare
 from llmrec.eval.metrics import Outcomes, per_user, summarise
 from llmrec.eval.protocol_a import ModelRun, baseline_run, hybrid_run, replay_train
@@ -167,7 +167,7 @@ def run_eval(
     advance = progress("encode items", 1)
     index, vectors = build_index(ds, data.items, encoder)
     advance(1)
-    cold = data.train_counts[data.test_item] < COLD_MAX_TRAIN
+    cold = pop_scores(data.train.matrix)[data.test_item] < COLD_MAX_TRAIN
     runs: list[ModelRun] = []
     for name in opts.baselines:
         spec = BASELINES[name.lower()]
@@ -175,8 +175,8 @@ def run_eval(
     hybrids, sizes = _hybrid_and_ablations(data, opts, index, encoder, progress)
     runs += hybrids
     models = {r.name: _model_entry(r, data, cold) for r in runs}
-    by_name = {r.name: r for r in runs}
-    hybrid = by_name[HYBRID]
+    hybrid = hybrids[0]  # the full hybrid; the rest are its ablations
+    tuned = with_params_config(opts.engine, hybrid.params)
     baselines = [r for r in runs if r.name not in {h.name for h in hybrids}]
     best = max(baselines, key=lambda r: summarise(r.test)["NDCG@10"], default=None)
     res, seed = opts.bootstrap_resamples, opts.seed
@@ -199,12 +199,11 @@ def run_eval(
             "ablations": {
                 h.name: _ci(h.test, hybrid.test, res, seed) for h in hybrids if h is not hybrid
             },
-            "hybrid_config": asdict(with_params_config(opts.engine, hybrid.params)),
+            "hybrid_config": asdict(tuned),
         },
         "bytes_per_user": {"mean": float(np.mean(sizes)), "max": int(np.max(sizes))},
     }
     if opts.stream:
-        tuned = with_params_config(opts.engine, hybrid.params)
         result = prequential(
             ds, tuned, index, encoder,
             user_fraction=opts.stream_user_fraction, max_checks=opts.stream_max_checks,
