@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from llmrec.data.contract import LineError, iter_lines
+from llmrec.data.contract import LineError, iter_lines, no_valid_record, require_file
 from llmrec.data.convert import Conversion
 from llmrec.data.markup import clean_text, is_markup, shorten, strip_html
 from llmrec.events import MAX_TEXT_CHARS
@@ -116,7 +116,7 @@ def item_from_meta(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _json_lines(path: Path, errors: list[LineError]) -> Iterator[tuple[int, dict[str, Any]]]:
-    _require(path)
+    require_file(path)
     for line, raw in enumerate(iter_lines(path), 1):
         if not raw.strip():
             continue
@@ -157,7 +157,7 @@ def _ratings(
     errors: list[LineError],
     counts: Counter[str],
 ) -> list[dict[str, Any]]:
-    _require(path)
+    require_file(path)
     events: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
     valid = 0
@@ -301,13 +301,6 @@ def _categories(value: object) -> list[str]:
     return list(names)[:MAX_CATEGORIES]
 
 
-def _require(path: Path) -> None:
-    if not path.is_file():
-        raise DatasetError(f"file not found: {path}")
-
-
 def _nonempty(path: Path, valid: int, errors: list[LineError]) -> None:
     if valid == 0:
-        mine = [e for e in errors if e.source == str(path)]
-        detail = f"; first problem: {mine[0]}" if mine else ""
-        raise DatasetError(f"{path}: no valid record ({len(mine)} invalid){detail}")
+        raise no_valid_record(str(path), [e for e in errors if e.source == str(path)])

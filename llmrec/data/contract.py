@@ -10,7 +10,7 @@ valid record is an error: it is almost certainly the wrong file.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -26,8 +26,10 @@ __all__ = [
     "from_records",
     "iter_lines",
     "load_contract",
+    "no_valid_record",
     "open_text",
     "read_jsonl",
+    "require_file",
     "write_jsonl",
 ]
 
@@ -82,17 +84,27 @@ def _validated(
         except InvalidRecordError as exc:
             bad.append(LineError(source, line, exc.reason))
     if not ok:
-        detail = f"; first problem: {bad[0]}" if bad else ""
-        raise DatasetError(f"{source}: no valid record ({len(bad)} invalid){detail}")
+        raise no_valid_record(source, bad)
     return ok, bad
+
+
+def no_valid_record(source: str, bad: Sequence[LineError]) -> DatasetError:
+    """The error for a source in which not one record was valid (`bad`: its line errors)."""
+    detail = f"; first problem: {bad[0]}" if bad else ""
+    return DatasetError(f"{source}: no valid record ({len(bad)} invalid){detail}")
+
+
+def require_file(path: Path) -> None:
+    """Refuse a missing input file with a DatasetError naming it."""
+    if not path.is_file():
+        raise DatasetError(f"file not found: {path}")
 
 
 def read_jsonl(
     path: Path, parse: Callable[[bytes | str | dict[str, Any]], T]
 ) -> tuple[list[T], list[LineError]]:
     """Parse every line of a JSON-lines file; returns the valid records and the line errors."""
-    if not path.is_file():
-        raise DatasetError(f"file not found: {path}")
+    require_file(path)
     with open_text(path) as f:
         return _validated(enumerate(f, 1), parse, str(path))
 
