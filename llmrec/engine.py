@@ -3,31 +3,36 @@
 `observe` folds an event into the user's compact state bytes and into the shared stream
 statistics (co-visitation, decayed popularity). `recommend` retrieves candidates from the item
 index (one query per interest topic plus the session vector), from co-visitation neighbours of
-the user's recent items, from the popularity prior and from newly added items; fuses their
-scores linearly (weights tuned on a validation split by `llmrec eval`); drops seen and
-disliked items; diversifies with MMR; and explains each item.
+the user's recent items, from the popularity prior and from newly added items; drops seen and
+disliked items; scores them with the learned ranker (`llmrec.ranker`, LightGBM LambdaMART) when
+one is loaded, else with the linear fusion (weights tuned on validation by `llmrec eval`);
+diversifies with MMR; and explains each item.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
 
+from llmrec.candidates import SOURCES, Candidates, RetrievalConfig, fuse
 from llmrec.covisit import CoVisitation, CoVisitConfig
 from llmrec.events import Event, EventType, RecommendedItem
 from llmrec.exceptions import ItemIndexError
 from llmrec.index import ItemIndex
 from llmrec.interests import InterestConfig, UserState, id_hash
+from llmrec.itemstats import ItemStats
 from llmrec.popularity import DecayedPopularity, PopularityConfig
+from llmrec.ranker.features import feature_matrix
+from llmrec.ranker.model import Ranker
 from llmrec.rerank import RerankConfig, mmr
 from llmrec.sentiment import SentimentScorer, rating_sentiment
-from llmrec.types import TextEncoder, Vectors
+from llmrec.types import TextEncoder, Vector, Vectors
 
 __all__ = [
     "DEFAULT_EVENT_WEIGHTS",
@@ -52,27 +57,6 @@ DEFAULT_EVENT_WEIGHTS: Mapping[str, float] = {
 
 
 @dataclass(frozen=True, slots=True)
-class RetrievalConfig:
-    """Candidate sources and the fusion weights of their scores."""
-
-    per_topic_k: int = 100
-    short_k: int = 50
-    covisit_k: int = 200
-    popular_k: int = 100
-    new_k: int = 20
-    w_content: float = 0.1
-    w_short: float = 0.0
-    w_covisit: float = 1.0
-    w_popular: float = 0.05
-    w_negative: float = 0.3
-    w_new: float = 0.05
-    recent_decay: float = 0.9
-    text_weight: float = 0.5
-    rating_neutral: float = 2.5
-    negatives_engage: bool = True
-
-
-@dataclass(frozen=True, slots=True)
 class EngineConfig:
     """Everything the Engine is tuned by; the defaults are the values tuned on ml-100k."""
 
@@ -83,50 +67,6 @@ class EngineConfig:
     popularity: PopularityConfig = field(default_factory=PopularityConfig)
     event_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     max_new_items: int = 200
-
-
-@dataclass(slots=True)
-class Candidates:
-    """One user's candidates (rows) with each source's unweighted feature, ready to fuse."""
-
-    ids: list[str]
-    vecs: Vectors
-    content: npt.NDArray[np.float64]
-    best_topic: npt.NDArray[np.int64]
-    short: npt.NDArray[np.float64]
-    negative: npt.NDArray[np.float64]
-    covisit: npt.NDArray[np.float64]
-    popular: npt.NDArray[np.float64]
-    new: npt.NDArray[np.float64]
-    session: float
-    sources: list[str]
-
-
-def relevant_new(c: Candidates) -> npt.NDArray[np.float64]:
-    """The "new" feature, kept only for new items in the top quarter by content similarity.
-
-    Content cosines of a user's candidates span a narrow band (~0.6-0.7), so an ungated "new"
-    boost outweighs the content term and pushes arbitrary fresh items above relevant ones.
-    A user with no interest vectors yet (all content zero) gets every new item boosted.
-    """
-    if not np.any(c.content):
-        return c.new
-    cutoff = np.quantile(c.content, 0.75)
-    gated: npt.NDArray[np.float64] = c.new * (c.content >= cutoff)
-    return gated
-
-
-def fuse(c: Candidates, r: RetrievalConfig) -> npt.NDArray[np.float64]:
-    """The linear fusion of candidate features under the weights of `r`."""
-    score: npt.NDArray[np.float64] = (
-        r.w_content * c.content
-        + r.w_short * c.session * c.short
-        + r.w_covisit * c.covisit
-        + r.w_popular * c.popular
-        - r.w_negative * c.negative
-        + r.w_new * relevant_new(c)
-    )
-    return score
 
 
 class Engine:
@@ -148,6 +88,8 @@ class Engine:
         self.encoder = encoder
         self.covisit = CoVisitation(config.covisit)
         self.popularity = DecayedPopularity(config.popularity)
+        self.items = ItemStats(index.dim)
+        self.ranker: Ranker | None = None
         self._sentiment = SentimentScorer(encoder) if encoder is not None else None
         self._titles: dict[str, str] = dict(titles or {})
         self._id_of_hash: dict[int, str] = {}
@@ -160,6 +102,7 @@ class Engine:
         if title:
             self._titles[item_id] = title
         self._id_of_hash[id_hash(item_id)] = item_id
+        self.items.note(item_id, ts)
         if self.popularity.share(item_id) == 0.0:
             self._new[item_id] = ts
             self._new.move_to_end(item_id)
@@ -195,40 +138,86 @@ class Engine:
             return base * (text_sentiment if text_sentiment is not None else 0.0)
         return base
 
-    def observe(self, state: bytes | None, event: Event, *, shared: bool = True) -> bytes:
+    def encode_texts(self, events: Sequence[Event]) -> list[Vector | None]:
+        """Each event's encoded text (None without text or encoder), in one batched call."""
+        out: list[Vector | None] = [None] * len(events)
+        texted = [n for n, ev in enumerate(events) if ev.text]
+        if self.encoder is None or not texted:
+            return out
+        vecs = self.encoder.encode([events[n].text or "" for n in texted])
+        for n, v in zip(texted, vecs, strict=True):
+            out[n] = v
+        return out
+
+    def observe(
+        self, state: bytes | None, event: Event, *, shared: bool = True,
+        text_vec: Vector | None = None,
+    ) -> bytes:  # fmt: skip
         """Fold one event into the user's state (returned) and, if `shared`, the statistics.
 
         `shared=False` updates only the user (the evaluation folds a held-out user's validation
         event this way, so the shared statistics stay those every model was fitted on).
+        `text_vec` is the event's text already encoded (by `encode_texts`, batched); without it
+        the text is encoded here, alone.
         """
         cfg, r = self.config, self.config.retrieval
         st = self._load(state)
         st.decay_to(event.ts, cfg.interest)
-        text_vec = None
         sentiment = None
         if event.text and self.encoder is not None and self._sentiment is not None:
-            text_vec = self.encoder.encode([event.text])[0]
+            if text_vec is None:
+                text_vec = self.encoder.encode([event.text])[0]
+            sentiment = (
+                rating_sentiment(event.rating)
+                if event.rating is not None
+                else self._sentiment.score_vector(text_vec)
+            )
+        else:
+            text_vec = None
             if event.rating is not None:
                 sentiment = rating_sentiment(event.rating)
-            else:
-                sentiment = self._sentiment.score_vector(text_vec)
         weight = self.event_weight(event, sentiment)
         item_vec = self.index.vector(event.item_id)
         if item_vec is not None:
             st.fold(item_vec, weight, cfg.interest)
         if text_vec is not None and sentiment is not None:
-            st.fold(text_vec, r.text_weight * sentiment, cfg.interest)
+            if r.text_weight:
+                st.fold(text_vec, r.text_weight * sentiment, cfg.interest)
+            st.fold_review(text_vec, sentiment, cfg.interest)
+        if sentiment is not None:
+            st.note_sentiment(sentiment, cfg.interest)
         engage = 1.0 if (weight > 0 or r.negatives_engage) else 0.0
-        if shared and (event.type is not EventType.REVIEW or not st.has_seen(event.item_id)):
+        first = event.type is not EventType.REVIEW or not st.has_seen(event.item_id)
+        if shared and first:
             self.covisit.add(
                 event.item_id, [i for i, w in st.recent if w > 0 or r.negatives_engage], engage
             )
             self.popularity.add(event.item_id, event.ts, engage)
+            self.items.engage(event.item_id, event.ts, sentiment)
+        if shared and text_vec is not None:
+            self.items.add_review(event.item_id, text_vec)
         if shared:
             self._new.pop(event.item_id, None)
         self._id_of_hash[id_hash(event.item_id)] = event.item_id
         st.remember(event.item_id, weight, cfg.interest)
         return st.to_bytes()
+
+    def replay(
+        self, events: Sequence[Event], states: dict[str, bytes], *,
+        before: Callable[[bytes | None, Event], None] | None = None,
+        progress: Callable[[int], None] | None = None, chunk: int = 512,
+    ) -> None:  # fmt: skip
+        """Fold `events` (in the order given) into `states` and the statistics, texts encoded
+        `chunk` events at a time; `before(state, event)` sees each state before its event."""
+        for lo in range(0, len(events), chunk):
+            part = events[lo : lo + chunk]
+            for ev, vec in zip(part, self.encode_texts(part), strict=True):
+                state = states.get(ev.user_id)
+                if before is not None:
+                    before(state, ev)
+                states[ev.user_id] = self.observe(state, ev, text_vec=vec)
+            if progress is not None:
+                progress(len(part))
 
     def seen(self, state: bytes) -> set[str]:
         """Ids of the items the state remembers as seen (hashes mapped back to known ids)."""
@@ -244,18 +233,50 @@ class Engine:
         self, state: bytes | None, k: int, now: float, exclude: Collection[str] = ()
     ) -> list[RecommendedItem]:
         """Top `k` items for the user in `state` at time `now`, with reasons; cold start if none."""
+        return self.recommend_batch([(state, now, exclude)], k)[0]
+
+    def recommend_batch(
+        self, requests: Sequence[tuple[bytes | None, float, Collection[str]]], k: int
+    ) -> list[list[RecommendedItem]]:
+        """`recommend` for several users (state, now, exclude) at once: one ranker call."""
         if k <= 0:
-            return []
-        st, c = self.candidates(state, now, exclude)
-        if c is None:
-            return []
-        score = fuse(c, self.config.retrieval)
-        labels = self._topic_labels(st)
-        out = []
-        for j in self.order(c, score, k):
-            topic = labels[int(c.best_topic[j])] if c.best_topic[j] >= 0 else ""
-            reasons = self._reasons(c, j, topic)
-            out.append(RecommendedItem(item_id=c.ids[j], score=float(score[j]), reasons=reasons))
+            return [[] for _ in requests]
+        gathered = [(*self.candidates(st, now, excl), now) for st, now, excl in requests]
+        scores = self.score_batch(gathered)
+        out: list[list[RecommendedItem]] = []
+        for (st, c, _), score in zip(gathered, scores, strict=True):
+            if c is None or score is None:
+                out.append([])
+                continue
+            labels = self._topic_labels(st)
+            recs = []
+            for j in self.order(c, score, k):
+                topic = labels[int(c.best_topic[j])] if c.best_topic[j] >= 0 else ""
+                recs.append(
+                    RecommendedItem(
+                        item_id=c.ids[j], score=float(score[j]), reasons=self._reasons(c, j, topic)
+                    )
+                )
+            out.append(recs)
+        return out
+
+    def score_batch(
+        self, gathered: Sequence[tuple[UserState, Candidates | None, float]]
+    ) -> list[npt.NDArray[np.float64] | None]:
+        """Each user's candidate scores: the ranker's (one call for all users) or the fusion's."""
+        if self.ranker is None:
+            r = self.config.retrieval
+            return [fuse(c, r) if c is not None else None for _, c, _ in gathered]
+        mats = [feature_matrix(st, c, self.items, now) for st, c, now in gathered if c is not None]
+        flat = self.ranker.score(np.concatenate(mats)) if mats else np.zeros(0)
+        out: list[npt.NDArray[np.float64] | None] = []
+        pos = 0
+        for _, c, _ in gathered:
+            if c is None:
+                out.append(None)
+                continue
+            out.append(flat[pos : pos + len(c.ids)])
+            pos += len(c.ids)
         return out
 
     def order(self, c: Candidates, score: npt.NDArray[np.float64], k: int) -> list[int]:
@@ -283,16 +304,23 @@ class Engine:
             item_id: (score, src)
             for item_id, score, src in self.covisit.top(recent, r.covisit_k + n_recent)
         }
+        # Neighbours of the last liked item alone: the "what comes next" signal, for the ranker.
+        last = [(i, 1.0) for i, w in st.recent[-1:] if w > 0]
+        after_last = {i: s for i, s, _ in self.covisit.top(last, r.covisit_k)} if last else {}
         exclude_ids = set(exclude) | {i for i, _ in st.recent}
-        found: list[str] = []
+        by_topic: list[str] = []
         for t in st.topics:
-            found += [i for i, _ in self.index.search(t.centroid, r.per_topic_k, exclude_ids)]
+            by_topic += [i for i, _ in self.index.search(t.centroid, r.per_topic_k, exclude_ids)]
+        by_session: list[str] = []
         if st.short is not None and st.short_weight > 0:
-            found += [i for i, _ in self.index.search(st.short, r.short_k, exclude_ids)]
+            by_session = [i for i, _ in self.index.search(st.short, r.short_k, exclude_ids)]
+        found = by_topic + by_session
         # Candidates in order of first appearance across sources, minus unindexed items (search
         # hits are indexed; `_vectors` drops races) and excluded, seen and disliked ones.
         index = self.index
-        listed = dict.fromkeys(filter(index.__contains__, chain(popular, new, covisited)))
+        listed = dict.fromkeys(
+            filter(index.__contains__, chain(popular, new, covisited, after_last))
+        )
         listed |= dict.fromkeys(found)
         if exclude:
             excluded = set(exclude)
@@ -301,7 +329,15 @@ class Engine:
         ids, vecs = self._vectors(ids)
         if not ids:
             return st, None
-        return st, self._features(st, ids, vecs, popular=popular, new=set(new), covisited=covisited)
+        c = self._features(st, ids, vecs, popular=popular, new=set(new), covisited=covisited)
+        if after_last:
+            top = max(after_last.values())
+            c.covisit_last[:] = [after_last.get(i, 0.0) / top for i in ids]
+        proposers = (set(by_topic), set(by_session), covisited, popular, c.new)
+        for j, got in enumerate(proposers[:4]):
+            c.proposed[:, j] = [i in got for i in ids]
+        c.proposed[:, 4] = c.new
+        return st, c
 
     def _features(
         self,
@@ -350,6 +386,8 @@ class Engine:
             new=is_new,
             session=min(1.0, st.short_weight),
             sources=sources,
+            proposed=np.zeros((n, len(SOURCES)), dtype=np.float32),
+            covisit_last=np.zeros(n),
         )
 
     def _vectors(self, ids: list[str]) -> tuple[list[str], Vectors]:

@@ -6,7 +6,8 @@ LlmrecError
 │   └── ModelArtifactError   an exported model is missing, corrupt or fails its gate
 ├── ItemIndexError       the item index refuses an operation (dimension, capacity, unknown id)
 ├── BrokerError          the local Kafka broker cannot be started, reached or stopped
-└── DatasetError         a dataset file is missing, unreadable or holds no valid record
+├── DatasetError         a dataset file is missing, unreadable or holds no valid record
+└── RankerArtifactError  a trained ranker file is missing, corrupt or names unknown features
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "ItemIndexError",
     "LlmrecError",
     "ModelArtifactError",
+    "RankerArtifactError",
 ]
 
 
@@ -52,3 +54,7 @@ class BrokerError(LlmrecError):
 
 class DatasetError(LlmrecError):
     """A dataset cannot be read: a missing file, or a file with no valid record."""
+
+
+class RankerArtifactError(LlmrecError):
+    """A trained ranker file is missing, corrupt, or names features this version lacks."""

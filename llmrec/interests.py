@@ -14,9 +14,14 @@ Updated one event at a time and serialised to compact bytes, so a Faust table ca
   and "because you watched"); `seen` keeps 32-bit hashes of the last `max_seen` item ids
   (a hash collision can hide an item from a user with probability ~ max_seen / 2**32).
 
-Bytes per user (dim=384, float16 vectors, defaults): header 28 + topics 4 x (4 + 768)
-+ short-term 768 + negative 768 + recent 20 x (5 + id) + seen 1024 x 4 + disliked 128 x 4,
-so at most ~10.3 KB with short ids (a test pins the exact layout). Measured by `llmrec eval`
+* The user's own review texts, signed by sentiment, make a separate *review* vector (matched
+  against items' crowd-text vectors, `llmrec.itemstats`), and `mood` is the running mean of the
+  sentiment of their ratings and reviews.
+
+Bytes per user (dim=384, float16 vectors, defaults): header 40 + topics 4 x (4 + 768)
++ short-term, negative and review 3 x 768 + recent 20 x (5 + id) + seen 1024 x 4 + disliked
+128 x 4, so at most ~11.1 KB with short ids (a test pins the exact layout). Before review vectors
+(version 1 of the bytes, which still loads): Measured by `llmrec eval`
 on ml-latest-small: mean 5.2 KB, max 9.5 KB; on ml-100k: mean 5.0 KB, max 8.3 KB.
 """
 
@@ -35,9 +40,11 @@ from llmrec.exceptions import LlmrecError
 __all__ = ["InterestConfig", "Topic", "UserState", "id_hash"]
 
 _MAGIC = b"UI"
-_VERSION = 1
-# magic, version, dim, n_topics, n_recent, n_seen, n_disliked, last_ts, short_w, neg_w
-_HEADER = struct.Struct("<2sBHBBHHdff")
+_VERSION = 2
+# magic, version, dim, n_topics, n_recent, n_seen, n_disliked, last_ts, short_w, neg_w,
+# then (v2) review_w, mood, mood_n
+_HEADER_V1 = struct.Struct("<2sBHBBHHdff")
+_HEADER = struct.Struct("<2sBHBBHHdfffff")
 _F32 = npt.NDArray[np.float32]
 
 
@@ -86,6 +93,10 @@ class UserState:
     short_weight: float = 0.0
     negative: _F32 | None = None
     negative_weight: float = 0.0
+    review: _F32 | None = None
+    review_weight: float = 0.0
+    mood: float = 0.0
+    mood_n: float = 0.0
     recent: list[tuple[str, float]] = field(default_factory=list)
     seen: list[int] = field(default_factory=list)
     disliked: list[int] = field(default_factory=list)
@@ -127,6 +138,24 @@ class UserState:
             sim = float(self.short @ v)
             if sim > 0:
                 self.short = _unit(self.short - config.push_away * min(1.0, w) * sim * v)
+
+    def fold_review(self, text_vector: _F32, sentiment: float, config: InterestConfig) -> None:
+        """Fold the user's own review text, signed by its sentiment, into the review vector.
+
+        Kept apart from the topics: review language lives in its own region of the space and is
+        matched against other reviews (items' crowd-text vectors), not item descriptions.
+        """
+        if sentiment == 0.0 or not np.isfinite(text_vector).all():
+            return
+        v = _unit(np.asarray(text_vector, dtype=np.float32))
+        base = self.review if self.review is not None else 0 * v
+        self.review = _unit(base * self.review_weight + sentiment * v)
+        self.review_weight += abs(sentiment)
+
+    def note_sentiment(self, sentiment: float, config: InterestConfig) -> None:
+        """Update the user's mood: a running mean of the sentiment of their ratings/reviews."""
+        self.mood_n = min(self.mood_n + 1.0, float(config.max_recent))
+        self.mood += (sentiment - self.mood) / self.mood_n
 
     def _join_topic(self, v: _F32, w: float, config: InterestConfig) -> None:
         if not self.topics:
@@ -197,14 +226,21 @@ class UserState:
                 self.last_ts,
                 self.short_weight,
                 self.negative_weight,
+                self.review_weight,
+                self.mood,
+                self.mood_n,
             )
         ]
-        flags = (self.short is not None) | ((self.negative is not None) << 1)
+        flags = (
+            (self.short is not None)
+            | ((self.negative is not None) << 1)
+            | ((self.review is not None) << 2)
+        )
         parts.append(bytes([flags]))
         for t in self.topics:
             parts.append(struct.pack("<f", t.weight))
             parts.append(t.centroid.astype(np.float16).tobytes())
-        for vec in (self.short, self.negative):
+        for vec in (self.short, self.negative, self.review):
             if vec is not None:
                 parts.append(vec.astype(np.float16).tobytes())
         for item_id, w in self.recent:
@@ -224,12 +260,15 @@ class UserState:
 
     @classmethod
     def _decode(cls, buf: memoryview) -> UserState:
-        magic, version, dim, n_t, n_r, n_s, n_d, last_ts, short_w, neg_w = _HEADER.unpack_from(
-            buf, 0
-        )
-        if magic != _MAGIC or version != _VERSION:
+        magic, version = struct.unpack_from("<2sB", buf, 0)
+        if magic != _MAGIC or version not in (1, _VERSION):
             raise ValueError(f"unknown header {bytes(magic)!r} v{version}")
-        pos = _HEADER.size
+        # Version 1 states (before review vectors and mood) still load, with those empty.
+        header = _HEADER if version == _VERSION else _HEADER_V1
+        fields = header.unpack_from(buf, 0)
+        _, _, dim, n_t, n_r, n_s, n_d, last_ts, short_w, neg_w = fields[:10]
+        review_w, mood, mood_n = fields[10:] if version == _VERSION else (0.0, 0.0, 0.0)
+        pos = header.size
         flags = buf[pos]
         pos += 1
         vbytes = 2 * dim
@@ -249,6 +288,7 @@ class UserState:
             topics.append(Topic(vec(), w))
         short = vec() if flags & 1 else None
         negative = vec() if flags & 2 else None
+        review = vec() if flags & 4 else None
         recent = []
         for _ in range(n_r):
             n, w = struct.unpack_from("<Bf", buf, pos)
@@ -263,5 +303,6 @@ class UserState:
             raise ValueError("length mismatch")
         return cls(
             dim, last_ts, topics, short, short_weight=short_w, negative=negative,
-            negative_weight=neg_w, recent=recent, seen=seen, disliked=disliked,
+            negative_weight=neg_w, review=review, review_weight=review_w, mood=mood,
+            mood_n=mood_n, recent=recent, seen=seen, disliked=disliked,
         )  # fmt: skip

@@ -10,6 +10,7 @@ valid record is an error: it is almost certainly the wrong file.
 from __future__ import annotations
 
 import gzip
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,16 @@ class ContractDataset:
     items: dict[str, ItemRecord]
     events: list[Event]
     errors: list[LineError] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """sha256 of the catalogue ids and every event's fields, in order: names the data a
+        model was trained on, whatever file or converter it came from."""
+        h = hashlib.sha256()
+        for item_id in sorted(self.items):
+            h.update(item_id.encode() + b"\n")
+        for ev in self.events:
+            h.update(ev.model_dump_json(exclude={"context"}).encode() + b"\n")
+        return h.hexdigest()
 
 
 def open_text(path: Path, mode: str = "rt") -> IO[str]:

@@ -15,24 +15,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from llmrec.engine import Candidates, Engine, EngineConfig, fuse
+from llmrec.engine import Engine, EngineConfig
 from llmrec.eval.baselines import BaselineSpec
 from llmrec.eval.data import EvalData
-from llmrec.eval.metrics import DEPTH, Outcomes, ndcg, outcomes_from_scores
+from llmrec.eval.metrics import Outcomes, ndcg, outcomes_from_scores
 from llmrec.eval.trainset import I64, Scorer
 from llmrec.index import ItemIndex
+from llmrec.ranker.train import GroupSampler, SampleConfig
 from llmrec.types import TextEncoder, Vectors
 
 __all__ = [
     "ModelRun",
     "baseline_run",
-    "hybrid_run",
     "replay_train",
     "score_outcomes",
     "with_params",
@@ -123,18 +123,19 @@ def baseline_run(
 
 
 def replay_train(
-    data: EvalData, config: EngineConfig, index: ItemIndex, encoder: TextEncoder | None,
-    progress: Progress | None = None,
-) -> tuple[Engine, dict[str, bytes]]:  # fmt: skip
-    """Feed every train event, in time order, through `Engine.observe`; return engine + states."""
+    data: EvalData, config: EngineConfig, index: ItemIndex, encoder: TextEncoder | None, *,
+    progress: Progress | None = None, sample: SampleConfig | None = None,
+) -> tuple[Engine, dict[str, bytes], GroupSampler]:  # fmt: skip
+    """Feed every train event, in time order, through `Engine.observe`; return engine + states,
+    and the ranker's training groups sampled on the way (`GroupSampler`).
+    Texts are encoded in batches ahead of folding (the encoder's cost is per call far more than
+    per text)."""
     titles = {i: r.title for i, r in data.dataset.items.items()}
     engine = Engine(config, index, encoder, titles=titles)
+    sampler = GroupSampler(engine, len(data.train_events), sample or SampleConfig())
     states: dict[str, bytes] = {}
-    for n, ev in enumerate(data.train_events, 1):
-        states[ev.user_id] = engine.observe(states.get(ev.user_id), ev)
-        if progress is not None and n % 1000 == 0:
-            progress(1000)
-    return engine, states
+    engine.replay(data.train_events, states, before=sampler.before, progress=progress)
+    return engine, states, sampler
 
 
 def with_params(base: EngineConfig, params: Mapping[str, float]) -> EngineConfig:
@@ -146,66 +147,3 @@ def with_params(base: EngineConfig, params: Mapping[str, float]) -> EngineConfig
         retrieval=replace(base.retrieval, **retrieval),
         rerank=replace(base.rerank, mmr_lambda=lam),
     )
-
-
-def _exclusions(data: EvalData, test: bool) -> list[set[str]]:
-    return [{data.items[int(j)] for j in h} for h in _histories(data, test)]
-
-
-def _list_ranks(lists: Iterable[list[str]], targets: Iterable[str]) -> Outcomes:
-    return Outcomes.from_ranks(
-        [recs.index(t) if t in recs else DEPTH for recs, t in zip(lists, targets, strict=True)]
-    )
-
-
-def _engine_list(engine: Engine, c: Candidates | None) -> list[str]:
-    """The ids `engine.recommend` would list from gathered candidates, under its config."""
-    if c is None:
-        return []
-    return [c.ids[j] for j in engine.order(c, fuse(c, engine.config.retrieval), DEPTH)]
-
-
-def hybrid_run(
-    name: str, engine: Engine, data: EvalData, states: dict[str, bytes],
-    grid: Sequence[Mapping[str, float]], *, progress: Progress | None = None,
-) -> ModelRun:  # fmt: skip
-    """Tune the engine's fusion/MMR weights on validation, then rank test with the best.
-
-    Candidates and their features do not depend on the weights, so they are gathered once per
-    user (`Engine.candidates`) and every grid point only re-fuses and re-orders them, exactly as
-    `Engine.recommend` does. At test each user's validation events are folded into the user's
-    own state first.
-    """
-    t0 = time.perf_counter()
-    base = engine.config
-    users = [data.users[int(u)] for u in data.evaluated]
-    val_targets = [data.items[int(j)] for j in data.val_item]
-    gathered: list[Candidates | None] = [
-        engine.candidates(states.get(u), float(ts), excl)[1]
-        for u, ts, excl in zip(users, data.val_ts, _exclusions(data, False), strict=True)
-    ]
-    tuning = []
-    best: tuple[float, Mapping[str, float], Outcomes] | None = None
-    for params in grid:
-        engine.config = with_params(base, params)
-        lists = [_engine_list(engine, c) for c in gathered]
-        val = _list_ranks(lists, val_targets)
-        score = ndcg(val, 10)
-        tuning.append({"params": dict(params), "val_NDCG@10": score})
-        log.debug("%s %s -> val NDCG@10 %.4f", name, dict(params), score)
-        if best is None or score > best[0]:
-            best = (score, params, val)
-        if progress is not None:
-            progress(1)
-    assert best is not None, "the hybrid's grid is empty"
-    _, params, val = best
-    engine.config = with_params(base, params)
-    lists = []
-    for u, ts, excl in zip(users, data.test_ts, _exclusions(data, True), strict=True):
-        state = states.get(u)
-        for ev in data.val_events.get(u, []):
-            state = engine.observe(state, ev, shared=False)
-        lists.append([r.item_id for r in engine.recommend(state, DEPTH, float(ts), excl)])
-    test = _list_ranks(lists, [data.items[int(j)] for j in data.test_item])
-    tops = [[data.col[i] for i in recs[:10]] for recs in lists]
-    return ModelRun(name, val, test, tops, dict(params), tuning, time.perf_counter() - t0)

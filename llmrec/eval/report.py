@@ -87,11 +87,28 @@ def _protocol_a(a: dict[str, Any]) -> list[str]:
                 f"| {name} | {_f(t['HR@10'])} | {_f(t['NDCG@10'])} | {_ci_cell(ci['HR@10'])} "
                 f"| {_ci_cell(ci['NDCG@10'])} |"
             )
+    lines += _ranker_lines(a.get("ranker", {}))
     lines += ["", "HR@k on test:", "", "| model | " + " | ".join(f"HR@{k}" for k in KS) + " |"]
     lines.append("|---|" + "---|" * len(KS))
     for name, m in a["models"].items():
         lines.append(f"| {name} | " + " | ".join(_f(m["test"][f"HR@{k}"]) for k in KS) + " |")
     return lines
+
+
+def _ranker_lines(r: dict[str, Any]) -> list[str]:
+    """What the learned ranker trained on and which features carried it."""
+    if not r:
+        return []
+    if "skipped" in r:
+        return ["", f"Learned ranker: not trained ({r['skipped']}); the hybrid is the fusion."]
+    gains = ", ".join(f"{k} {v:.0%}" for k, v in r["gain_share"].items() if v >= 0.01)
+    return [
+        "",
+        f"Learned ranker (LightGBM LambdaMART): {r['train_groups']} train queries sampled from "
+        f"the train replay (target retrieved in {r['train_target_retrieved']:.1%}), "
+        f"{r['validation_groups']} validation queries, {r['rounds']} rounds, "
+        f"{_params(r['params'])}. Split gain: {gains}.",
+    ]
 
 
 def markdown(doc: dict[str, Any]) -> str:

@@ -12,16 +12,20 @@ import numpy as np
 
 from llmrec.data.contract import ContractDataset
 from llmrec.encoder.hashing import HashingEncoder
-from llmrec.engine import EngineConfig
+from llmrec.engine import Engine, EngineConfig
 from llmrec.eval.baselines import BASELINES, pop_scores
 from llmrec.eval.data import MIN_EVAL_ITEMS, EvalData, build_index, prepare
 from llmrec.eval.metrics import Outcomes, per_user, summarise
-from llmrec.eval.protocol_a import ModelRun, baseline_run, hybrid_run, replay_train
+from llmrec.eval.protocol_a import ModelRun, baseline_run, replay_train
 from llmrec.eval.protocol_a import with_params as with_params_config
 from llmrec.eval.protocol_b import prequential
+from llmrec.eval.ranked import Gathered, gather, linear_run, ranker_run, val_groups
 from llmrec.eval.stats import paired_bootstrap
 from llmrec.exceptions import DatasetError
 from llmrec.index import ItemIndex
+from llmrec.ranker.features import FEATURES, GROUPS
+from llmrec.ranker.model import Ranker
+from llmrec.ranker.train import FitConfig, Group, SampleConfig
 from llmrec.types import TextEncoder
 
 __all__ = [
@@ -36,6 +40,13 @@ log = logging.getLogger(__name__)
 
 COLD_MAX_TRAIN = 5
 HYBRID = "Hybrid"
+LINEAR = "Hybrid, linear fusion"
+MIN_GROUPS = 10
+# Ranker ablations: (label, feature group of `llmrec.ranker.features.GROUPS` dropped).
+ABLATIONS = (
+    ("co-visitation", "covisit"), ("review text", "review"), ("text", "text"),
+    ("hierarchy", "hierarchy"),
+)  # fmt: skip
 DEFAULT_BASELINES = (
     "pop", "recentpop", "itemknn", "ease", "als", "transition", "content", "sasrec",
 )  # fmt: skip
@@ -71,6 +82,8 @@ class EvalOptions:
     bootstrap_resamples: int = 2000
     seed: int = 0
     engine: EngineConfig = field(default_factory=EngineConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
 
 
 def _restricted(grid: Sequence[Mapping[str, float]], **fixed: float) -> list[dict[str, float]]:
@@ -106,47 +119,90 @@ def _ci(a: Outcomes, b: Outcomes, resamples: int, seed: int) -> dict[str, dict[s
     }
 
 
-def _tuned_variants(
-    data: EvalData, opts: EvalOptions, index: ItemIndex, encoder: TextEncoder | None,
-    grids: Mapping[str, Sequence[Mapping[str, float]]], *, progress: ProgressFactory,
-) -> tuple[list[ModelRun], list[int]]:  # fmt: skip
-    """One train replay, then one tuned run per named grid; also the state sizes in bytes."""
-    first = next(iter(grids))
-    engine, states = replay_train(
-        data, opts.engine, index, encoder, progress(f"replay ({first})", len(data.train_events))
-    )
-    runs = [
-        hybrid_run(name, engine, data, states, g, progress=progress(f"tune {name}", len(g)))
-        for name, g in grids.items()
-    ]
-    return runs, [len(s) for s in states.values()]
+@dataclass(slots=True)
+class _Replayed:
+    """One train replay: the engine, validation/test candidates and the ranker's groups."""
+
+    engine: Engine
+    val: Gathered
+    test: Gathered
+    train_groups: list[Group]
+    valid_groups: list[Group]
+    missed: int
+    sizes: list[int]
+
+
+def _replay(
+    data: EvalData, opts: EvalOptions, index: ItemIndex, encoder: TextEncoder, *, label: str,
+    progress: ProgressFactory,
+) -> _Replayed:  # fmt: skip
+    engine, states, sampler = replay_train(
+        data, opts.engine, index, encoder, sample=opts.sample,
+        progress=progress(f"replay ({label})", len(data.train_events)),
+    )  # fmt: skip
+    advance = progress(f"gather candidates ({label})", 1)
+    val, test = gather(engine, data, states)
+    advance(1)
+    return _Replayed(
+        engine, val, test, sampler.groups, val_groups(engine, val), sampler.missed,
+        [len(s) for s in states.values()],
+    )  # fmt: skip
+
+
+def _ranker_info(r: _Replayed, ranker: Ranker) -> dict[str, Any]:
+    gain = ranker.booster.feature_importance("gain")
+    names = ranker.manifest["features"]
+    top = sorted(zip(names, gain.tolist(), strict=True), key=lambda t: -t[1])
+    total = max(float(sum(gain)), 1e-12)
+    sampled = len(r.train_groups) + r.missed
+    return {
+        "train_groups": len(r.train_groups),
+        "validation_groups": len(r.valid_groups),
+        "train_target_retrieved": len(r.train_groups) / max(sampled, 1),
+        "rounds": ranker.manifest["rounds"],
+        "params": ranker.manifest["params"],
+        "gain_share": {n: g / total for n, g in top[:12]},
+    }
 
 
 def _hybrid_and_ablations(
     data: EvalData, opts: EvalOptions, index: ItemIndex, encoder: TextEncoder,
     progress: ProgressFactory,
-) -> tuple[list[ModelRun], list[int]]:  # fmt: skip
-    """The hybrid and its ablations, each tuned on validation exactly like the hybrid."""
-    grid = list(opts.grid)
-    main: dict[str, Sequence[Mapping[str, float]]] = {HYBRID: grid}
-    if opts.ablations:
-        main["Hybrid − co-visitation"] = _restricted(grid, w_covisit=0.0)
-    runs, sizes = _tuned_variants(data, opts, index, encoder, main, progress=progress)
-    if opts.ablations:
-        # No encoder in the engine: review text is ignored (its rating still counts).
-        no_text = _restricted(grid, w_content=0.0, w_short=0.0, w_negative=0.0)
-        more, _ = _tuned_variants(
-            data, opts, index, None,
-            {"Hybrid − review text": grid, "Hybrid − text": no_text}, progress=progress,
+) -> tuple[list[ModelRun], dict[str, Any], list[int]]:  # fmt: skip
+    """The hybrid (learned ranker), its linear-fusion fallback and its ablations, each tuned
+    on validation exactly like the hybrid; also the ranker's summary and state sizes."""
+    r = _replay(data, opts, index, encoder, label=HYBRID, progress=progress)
+
+    def ranked(name: str, rep: _Replayed, drop: tuple[str, ...] = ()) -> tuple[ModelRun, Ranker]:
+        advance = progress(f"ranker {name}", 1)
+        out = ranker_run(
+            name, rep.engine, rep.val, rep.test, train=rep.train_groups, valid=rep.valid_groups,
+            features=[f for f in FEATURES if f not in drop], fit=opts.fit,
         )  # fmt: skip
-        runs += more
+        advance(1)
+        return out
+
+    advance = progress("tune linear fusion", 1)
+    lin = linear_run(
+        LINEAR, r.engine, r.val, r.test, grid=opts.grid,
+        with_params=lambda p: with_params_config(opts.engine, p),
+    )  # fmt: skip
+    advance(1)
+    if len(r.train_groups) < MIN_GROUPS or len(r.valid_groups) < MIN_GROUPS:
+        # Too little to learn from: the hybrid is what the engine does without a ranker.
+        lin.name = HYBRID
+        why = f"{len(r.train_groups)} train / {len(r.valid_groups)} validation queries"
+        return [lin], {"skipped": f"too few to train a ranker: {why}"}, r.sizes
+    run, ranker = ranked(HYBRID, r)
+    runs = [run, lin]
+    info = _ranker_info(r, ranker)
+    if opts.ablations:
+        runs += [ranked(f"Hybrid − {label}", r, GROUPS[g])[0] for label, g in ABLATIONS]
         hashing = HashingEncoder(encoder.dim)
         hash_index, _ = build_index(data.dataset, data.items, hashing)
-        more, _ = _tuned_variants(
-            data, opts, hash_index, hashing, {"Hybrid, hashing encoder": grid}, progress=progress
-        )
-        runs += more
-    return runs, sizes
+        h = _replay(data, opts, hash_index, hashing, label="hashing encoder", progress=progress)
+        runs.append(ranked("Hybrid, hashing encoder", h)[0])
+    return runs, info, r.sizes
 
 
 def run_eval(
@@ -172,11 +228,12 @@ def run_eval(
     for name in opts.baselines:
         spec = BASELINES[name.lower()]
         runs.append(baseline_run(spec, data, vectors, progress(spec.name, len(spec.grid))))
-    hybrids, sizes = _hybrid_and_ablations(data, opts, index, encoder, progress)
+    hybrids, ranker_info, sizes = _hybrid_and_ablations(data, opts, index, encoder, progress)
     runs += hybrids
     models = {r.name: _model_entry(r, data, cold) for r in runs}
     hybrid = hybrids[0]  # the full hybrid; the rest are its ablations
-    tuned = with_params_config(opts.engine, hybrid.params)
+    linear = next(h for h in hybrids if h.name == LINEAR)
+    tuned = with_params_config(opts.engine, linear.params)
     baselines = [r for r in runs if r.name not in {h.name for h in hybrids}]
     best = max(baselines, key=lambda r: summarise(r.test)["NDCG@10"], default=None)
     res, seed = opts.bootstrap_resamples, opts.seed
@@ -199,7 +256,8 @@ def run_eval(
             "ablations": {
                 h.name: _ci(h.test, hybrid.test, res, seed) for h in hybrids if h is not hybrid
             },
-            "hybrid_config": asdict(tuned),
+            "ranker": ranker_info,
+            "linear_fusion_config": asdict(tuned),
         },
         "bytes_per_user": {"mean": float(np.mean(sizes)), "max": int(np.max(sizes))},
     }

@@ -41,7 +41,7 @@ def test_eval_reads_contract_files_and_writes_a_report(tmp_path: Path) -> None:
     assert "events.jsonl:241" in result.output  # the invalid line, by number
     doc = json.loads((out / "mine" / "report.json").read_text())
     assert doc["counts"]["invalid_records"] == 1
-    assert set(doc["protocol_a"]["models"]) == {"Pop", "EASE", "Hybrid"}
+    assert set(doc["protocol_a"]["models"]) == {"Pop", "EASE", "Hybrid", "Hybrid, linear fusion"}
     assert doc["protocol_a"]["best_baseline"] in {"Pop", "EASE"}
 
 

@@ -34,8 +34,9 @@ from llmrec.eval.baselines import (
 )
 from llmrec.eval.data import build_index, prepare
 from llmrec.eval.metrics import outcomes_from_scores
-from llmrec.eval.protocol_a import baseline_run, hybrid_run, replay_train, score_outcomes
+from llmrec.eval.protocol_a import baseline_run, replay_train, score_outcomes, with_params
 from llmrec.eval.protocol_b import prequential
+from llmrec.eval.ranked import gather, linear_run
 from llmrec.eval.stats import paired_bootstrap
 from llmrec.eval.trainset import TrainSet
 from llmrec.exceptions import DatasetError
@@ -249,8 +250,16 @@ def test_the_hybrid_folds_the_validation_events_before_ranking_test() -> None:
     enc = HashingEncoder(16)
     index, _ = build_index(ds, data.items, enc)
     config = EngineConfig()
-    engine, states = replay_train(data, config, index, enc)
-    run = hybrid_run("h", engine, data, states, [{"w_content": 0.0, "w_popular": 0.0}])
+    engine, states, _ = replay_train(data, config, index, enc)
+    val, test = gather(engine, data, states)
+    run = linear_run(
+        "h",
+        engine,
+        val,
+        test,
+        grid=[{"w_content": 0.0, "w_popular": 0.0}],
+        with_params=lambda p: with_params(config, p),
+    )
     assert int(run.test.greater[me]) == 0  # c first, found through b
     assert "b" not in [data.items[j] for j in run.test_top10[me]]
 
@@ -340,22 +349,20 @@ def test_report_is_produced_on_a_tiny_dataset(tmp_path: Path) -> None:
     models = a["models"]
     names = {BASELINES[b].name for b in baselines}
     ablations = {"Hybrid − co-visitation", "Hybrid − review text", "Hybrid − text",
-                 "Hybrid, hashing encoder"}  # fmt: skip
-    assert set(models) == names | {"Hybrid"} | ablations
+                 "Hybrid − hierarchy", "Hybrid, hashing encoder"}  # fmt: skip
+    assert set(models) == names | {"Hybrid", "Hybrid, linear fusion"} | ablations
     for m in models.values():
         assert 0.0 <= m["test"]["HR@10"] <= 1.0
         assert m["test"]["users"] == doc["evaluated_users"]
         assert 0.0 < m["coverage@10"] <= 1.0
     assert set(a["hybrid_minus_baseline"]) == names
-    assert set(a["ablations"]) == ablations
+    assert set(a["ablations"]) == ablations | {"Hybrid, linear fusion"}
     assert a["best_baseline"] in names
     assert len(models["EASE"]["tuning"]) == len(BASELINES["ease"].grid)
-    assert len(models["Hybrid"]["tuning"]) == 2
-    no_text = [row["params"] for row in models["Hybrid − text"]["tuning"]]
-    assert all(p["w_content"] == p["w_short"] == p["w_negative"] == 0.0 for p in no_text)
-    assert all(
-        row["params"]["w_covisit"] == 0.0 for row in models["Hybrid − co-visitation"]["tuning"]
-    )
+    assert len(models["Hybrid, linear fusion"]["tuning"]) == 2
+    assert a["ranker"]["train_groups"] >= 10
+    assert 0.0 < a["ranker"]["train_target_retrieved"] <= 1.0
+    assert "mmr_lambda" in models["Hybrid"]["params"]
     assert doc["counts"]["invalid_records"] == 1
     assert doc["protocol_b"]["checked"] > 0
     paths = write_report(doc, tmp_path / "tiny")

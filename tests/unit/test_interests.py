@@ -96,9 +96,9 @@ def test_state_is_bounded_and_round_trips_through_bytes() -> None:
     assert back.recent == [(i, pytest.approx(w)) for i, w in st.recent]
     for a, b in zip(back.topics, st.topics, strict=True):
         assert np.allclose(a.centroid, b.centroid, atol=1e-3)
-    # header 27 + flags 1 + topics (4 + 2 * dim) + short + negative + recent + 4-byte hashes
+    # header 39 + flags 1 + topics (4 + 2 * dim) + short + negative + recent + 4-byte hashes
     ids = sum(5 + len(i) for i, _ in st.recent)
-    assert len(raw) == 28 + len(st.topics) * (4 + 2 * DIM) + 2 * 2 * DIM + ids + 4 * 110
+    assert len(raw) == 40 + len(st.topics) * (4 + 2 * DIM) + 2 * 2 * DIM + ids + 4 * 110
 
 
 def test_bytes_per_user_at_production_dimension() -> None:

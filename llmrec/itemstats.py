@@ -1,0 +1,119 @@
+"""Per-item statistics from the stream: engagement count, first-seen time, crowd text, sentiment.
+
+The *crowd-text vector* of an item is the running mean of the encoded review texts written about
+it. A user's own review text is compared with these (review against reviews: the same
+distribution) rather than with the item's description, where review language does not belong.
+Everything is array-backed and indexed by a dense integer per item id, so a batch of candidates
+reads its rows in one gather.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from llmrec.types import Vector, Vectors
+
+__all__ = ["ItemStats"]
+
+_F64 = npt.NDArray[np.float64]
+
+
+class ItemStats:
+    """Incremental per-item statistics (one writer; reads are vectorised)."""
+
+    def __init__(self, dim: int, capacity: int = 1024) -> None:
+        self.dim = dim
+        self._row: dict[str, int] = {}
+        self._text_sum: npt.NDArray[np.float32] = np.zeros((capacity, dim), dtype=np.float32)
+        self._text_n = np.zeros(capacity, dtype=np.int64)
+        self._count = np.zeros(capacity, dtype=np.float64)
+        self._first_ts = np.full(capacity, np.nan)
+        self._sent_sum = np.zeros(capacity, dtype=np.float64)
+        self._sent_n = np.zeros(capacity, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def _ensure(self, item_id: str) -> int:
+        r = self._row.get(item_id)
+        if r is not None:
+            return r
+        r = len(self._row)
+        if r >= self._count.shape[0]:
+            grow = self._count.shape[0]
+            self._text_sum = np.concatenate([self._text_sum, np.zeros_like(self._text_sum)])
+            self._text_n = np.concatenate([self._text_n, np.zeros(grow, dtype=np.int64)])
+            self._count = np.concatenate([self._count, np.zeros(grow)])
+            self._first_ts = np.concatenate([self._first_ts, np.full(grow, np.nan)])
+            self._sent_sum = np.concatenate([self._sent_sum, np.zeros(grow)])
+            self._sent_n = np.concatenate([self._sent_n, np.zeros(grow, dtype=np.int64)])
+        self._row[item_id] = r
+        return r
+
+    # -- updates ---------------------------------------------------------------------------
+
+    def note(self, item_id: str, ts: float) -> None:
+        """The item exists from `ts` on (catalogue upsert or first event), if not known earlier."""
+        r = self._ensure(item_id)
+        if math.isnan(self._first_ts[r]) or ts < self._first_ts[r]:
+            self._first_ts[r] = ts
+
+    def engage(self, item_id: str, ts: float, sentiment: float | None = None) -> None:
+        """Count one engagement; a rating's or review's sentiment joins the item's mean."""
+        self.note(item_id, ts)
+        r = self._row[item_id]
+        self._count[r] += 1.0
+        if sentiment is not None and math.isfinite(sentiment):
+            self._sent_sum[r] += sentiment
+            self._sent_n[r] += 1
+
+    def add_review(self, item_id: str, text_vector: Vector) -> None:
+        """Fold one encoded review text about the item into its crowd-text running mean."""
+        if not np.isfinite(text_vector).all():
+            return
+        r = self._ensure(item_id)
+        self._text_sum[r] += text_vector
+        self._text_n[r] += 1
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def rows(self, ids: list[str]) -> npt.NDArray[np.int64]:
+        """Row of each id, -1 when the stream never mentioned it."""
+        get = self._row.get
+        return np.fromiter((get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+
+    def crowd_vectors(self, rows: npt.NDArray[np.int64]) -> tuple[Vectors, npt.NDArray[np.int64]]:
+        """Unit crowd-text vectors of `rows` (zero rows where no review) and review counts."""
+        known = rows >= 0
+        out = np.zeros((len(rows), self.dim), dtype=np.float32)
+        n = np.zeros(len(rows), dtype=np.int64)
+        out[known] = self._text_sum[rows[known]]
+        n[known] = self._text_n[rows[known]]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 1e-9)
+        return out, n
+
+    def crowd_vector(self, item_id: str) -> Vector | None:
+        """The running mean of the item's review vectors (not normalised), None if no review."""
+        r = self._row.get(item_id)
+        if r is None or self._text_n[r] == 0:
+            return None
+        mean: Vector = self._text_sum[r] / self._text_n[r]
+        return mean
+
+    def counts(self, rows: npt.NDArray[np.int64]) -> _F64:
+        return np.where(rows >= 0, self._count[np.maximum(rows, 0)], 0.0)
+
+    def first_seen(self, rows: npt.NDArray[np.int64]) -> _F64:
+        """First time each item was seen; NaN where unknown."""
+        return np.where(rows >= 0, self._first_ts[np.maximum(rows, 0)], np.nan)
+
+    def sentiment(self, rows: npt.NDArray[np.int64]) -> _F64:
+        """Mean sentiment of each item's ratings and reviews; NaN where it has none."""
+        safe = np.maximum(rows, 0)
+        n = np.where(rows >= 0, self._sent_n[safe], 0)
+        total = self._sent_sum[safe]
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)

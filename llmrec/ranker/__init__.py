@@ -1,0 +1,1 @@
+"""The learned ranker: features per candidate, LightGBM LambdaMART training, versioned models."""
