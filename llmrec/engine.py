@@ -24,6 +24,7 @@ from llmrec.candidates import SOURCES, Candidates, RetrievalConfig, fuse
 from llmrec.covisit import CoVisitation, CoVisitConfig
 from llmrec.events import Event, EventType, RecommendedItem
 from llmrec.exceptions import ItemIndexError
+from llmrec.explain import explain
 from llmrec.index import ItemIndex
 from llmrec.interests import InterestConfig, UserState, id_hash
 from llmrec.itemstats import ItemStats
@@ -248,15 +249,10 @@ class Engine:
             if c is None or score is None:
                 out.append([])
                 continue
-            labels = self._topic_labels(st)
-            recs = []
-            for j in self.order(c, score, k):
-                topic = labels[int(c.best_topic[j])] if c.best_topic[j] >= 0 else ""
-                recs.append(
-                    RecommendedItem(
-                        item_id=c.ids[j], score=float(score[j]), reasons=self._reasons(c, j, topic)
-                    )
-                )
+            recs = explain(
+                st, c, self.order(c, score, k), score,
+                index=self.index, stats=self.items, title=self.title,
+            )  # fmt: skip
             out.append(recs)
         return out
 
@@ -402,23 +398,3 @@ class Engine:
                 if len(alive) < len(ids)
                 else (alive, self.index.vectors(alive))
             )
-
-    def _reasons(self, c: Candidates, j: int, topic: str) -> list[str]:
-        reasons = []
-        if c.sources[j] and c.covisit[j] >= 0.2:
-            reasons.append(f"because you watched {self.title(c.sources[j])}")
-        if topic and c.content[j] >= 0.3:
-            reasons.append(f"matches your interest in {topic}")
-        if c.popular[j] >= 0.3:
-            reasons.append("popular now")
-        if c.new[j]:
-            reasons.append("new")
-        return reasons or ["popular now" if c.popular[j] > 0 else "similar to your taste"]
-
-    def _topic_labels(self, st: UserState) -> list[str]:
-        """Name each topic by the user's recent liked item closest to its centroid."""
-        positives = [i for i, w in st.recent if w > 0 and i in self.index]
-        if not positives or not st.topics:
-            return ["your earlier picks"] * len(st.topics)
-        sims = self.index.vectors(positives) @ np.stack([t.centroid for t in st.topics]).T
-        return [f"titles like {self.title(positives[int(j)])}" for j in np.argmax(sims, axis=0)]

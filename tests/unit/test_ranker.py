@@ -123,7 +123,9 @@ def _toy_stream(users: int, seed: int) -> list[Event]:
 
 def _kinds_on_top(engine: Engine, text: str, k: int = 4) -> str:
     state = engine.observe(None, _event(10**6, "new", "fresh", "review", text=text, rating=5))
-    return "".join(r.item_id[0] for r in engine.recommend(state, k, now=2e6))
+    recs = engine.recommend(state, k, now=2e6)
+    assert "reviewed in words like yours" in recs[0].reasons
+    return "".join(r.item_id[0] for r in recs)
 
 
 def test_the_best_review_text_match_rises() -> None:
