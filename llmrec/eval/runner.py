@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -173,11 +173,13 @@ def _hybrid_and_ablations(
     on validation exactly like the hybrid; also the ranker's summary and state sizes."""
     r = _replay(data, opts, index, encoder, label=HYBRID, progress=progress)
 
-    def ranked(name: str, rep: _Replayed, drop: tuple[str, ...] = ()) -> tuple[ModelRun, Ranker]:
+    def ranked(
+        name: str, rep: _Replayed, drop: tuple[str, ...] = (), fit: FitConfig = opts.fit
+    ) -> tuple[ModelRun, Ranker]:
         advance = progress(f"ranker {name}", 1)
         out = ranker_run(
             name, rep.engine, rep.val, rep.test, train=rep.train_groups, valid=rep.valid_groups,
-            features=[f for f in FEATURES if f not in drop], fit=opts.fit,
+            features=[f for f in FEATURES if f not in drop], fit=fit,
         )  # fmt: skip
         advance(1)
         return out
@@ -197,11 +199,13 @@ def _hybrid_and_ablations(
     runs = [run, lin]
     info = _ranker_info(r, ranker)
     if opts.ablations:
-        runs += [ranked(f"Hybrid − {label}", r, GROUPS[g])[0] for label, g in ABLATIONS]
+        # Ablations keep the full ranker's LightGBM settings (early stopping still per model).
+        fit = replace(opts.fit, grid=(ranker.manifest["params"],))
+        runs += [ranked(f"Hybrid − {label}", r, GROUPS[g], fit)[0] for label, g in ABLATIONS]
         hashing = HashingEncoder(encoder.dim)
         hash_index, _ = build_index(data.dataset, data.items, hashing)
         h = _replay(data, opts, hash_index, hashing, label="hashing encoder", progress=progress)
-        runs.append(ranked("Hybrid, hashing encoder", h)[0])
+        runs.append(ranked("Hybrid, hashing encoder", h, fit=fit)[0])
     return runs, info, r.sizes
 
 
