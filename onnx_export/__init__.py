@@ -1,4 +1,5 @@
-"""Build step for the encoder: export, optimise, quantise, validate and manifest ONNX models.
+"""Build step for the encoder: export, optimise, quantise, validate and manifest ONNX models
+(of the packaged weights, or of weights fine-tuned on a dataset by `onnx_export.tune`).
 
 Heavy dependencies (torch, optimum, sentence-transformers: the `export` extra) are imported
 lazily inside the stages, so importing this package costs nothing.

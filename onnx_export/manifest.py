@@ -55,6 +55,7 @@ def build_manifest(
             },
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **({"tuning": dict(source.tuning)} if source.tuning else {}),
         **(extra or {}),
     }
 

@@ -1,5 +1,8 @@
 """The export pipeline: fp32 -> opt / int8 / fp16, each gated, manifested, then `current`.
 
+The source is the packaged all-MiniLM-L6-v2 unless a caller passes other weights (the tuned
+ones of `llmrec tune-encoder`); the gates compare with PyTorch on those same weights.
+
 Idempotent: a variant whose folder already holds a gated, sha-matching artifact of the same
 version is skipped, so a second run takes about a second.
 """
@@ -23,7 +26,7 @@ from onnx_export.manifest import build_manifest, is_valid, set_current, write_ma
 from onnx_export.optimize import optimize_graph
 from onnx_export.quantize import detect_cpu_isa, quantize_int8, recipe_for
 
-__all__ = ["ExportOptions", "ExportResult", "run_export"]
+__all__ = ["ExportOptions", "ExportResult", "Step", "run_export"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +35,8 @@ Step = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class ExportOptions:
-    """What to build and where. `retrieval_limit` caps the MovieLens texts of the int8 check."""
+    """What to build and where. `retrieval_limit` caps the MovieLens texts of the int8 check;
+    `make_current` points `current` at the built version once every variant passed."""
 
     out: Path
     data_dir: Path
@@ -41,6 +45,7 @@ class ExportOptions:
     max_length: int = DEFAULT_MAX_LENGTH
     retrieval_limit: int | None = 3000
     calibration_texts: int = 256
+    make_current: bool = True
 
 
 @dataclass(slots=True)
@@ -53,13 +58,17 @@ class ExportResult:
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def run_export(options: ExportOptions, step: Step = lambda _msg: None) -> ExportResult:
-    """Build the requested variants (fp32 always, as the reference) and switch `current`."""
+def run_export(
+    options: ExportOptions, step: Step = lambda _msg: None, source: Source | None = None
+) -> ExportResult:
+    """Build the requested variants of `source` (default: the packaged weights; fp32 always,
+    as the reference) and switch `current` when `options.make_current`."""
     unknown = set(options.variants) - set(VARIANTS)
     if unknown:
         raise ValueError(f"unknown variants {sorted(unknown)}; choose from {VARIANTS}")
-    step("hashing source weights")
-    source = find_source()
+    if source is None:
+        step("hashing source weights")
+        source = find_source()
     version_dir = options.out / source.version
     result = ExportResult(source.version)
     wanted = ["fp32", *[v for v in VARIANTS if v in options.variants and v != "fp32"]]
@@ -67,7 +76,8 @@ def run_export(options: ExportOptions, step: Step = lambda _msg: None) -> Export
     result.skipped = [v for v in wanted if v not in todo]
     if todo:
         _Build(source, options, result, step).run(todo)
-    set_current(options.out, source.version)
+    if options.make_current:
+        set_current(options.out, source.version)
     return result
 
 

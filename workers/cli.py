@@ -7,6 +7,7 @@ import logging
 import typer
 
 from onnx_export.cli import bench_encoder, export_model
+from onnx_export.cli_tune import tune_encoder_command
 from workers import bench_pipeline, cli_data, cli_demo, cli_kafka, cli_pipeline
 from workers.cli_eval import eval_command
 
@@ -26,6 +27,7 @@ app.add_typer(bench_app, name="bench")
 
 # --- command registration (one line per command; modules own their code) -----------------
 app.command("export-model")(export_model)
+app.command("tune-encoder")(tune_encoder_command)
 app.command("eval")(eval_command)
 bench_app.command("encoder")(bench_encoder)
 app.command("worker")(cli_pipeline.worker)

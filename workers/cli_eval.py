@@ -22,21 +22,23 @@ from llmrec.types import TextEncoder
 from workers.cli_data import print_errors
 from workers.settings import REPO_ROOT, get_settings
 
-__all__ = ["eval_command"]
+__all__ = ["eval_command", "resolve_datasets"]
 
 log = logging.getLogger(__name__)
 
 
-def _encoder(model_dir: Path, variant: str) -> TextEncoder:
+def _encoder(model_dir: Path, variant: str, version: str | None) -> TextEncoder:
     from llmrec.encoder import load_encoder
 
-    return load_encoder(model_dir / "all-MiniLM-L6-v2", variant=variant)
+    return load_encoder(model_dir / "all-MiniLM-L6-v2", variant=variant, version=version)
 
 
-def _datasets(
+def resolve_datasets(
     console: Console, dataset: str | None, items: Path | None, events: Path | None,
     *, name: str | None, data_dir: Path,
 ) -> list[ContractDataset]:  # fmt: skip
+    """The datasets named by --dataset (a built-in, `all` or none: every built-in) or by
+    --items/--events (your files); invalid records are reported and skipped."""
     if (items is None) != (events is None):
         raise typer.BadParameter("--items and --events go together")
     if items is not None and events is not None:
@@ -84,6 +86,10 @@ def eval_command(
     data_dir: Annotated[Path | None, typer.Option(help="Datasets folder (settings).")] = None,
     out: Annotated[Path, typer.Option(help="Where reports are written.")] = REPO_ROOT / "reports",
     variant: Annotated[str, typer.Option(help="Encoder variant: int8, fp16, fp32.")] = "int8",
+    encoder_version: Annotated[
+        str | None,
+        typer.Option(help="Encoder version folder (e.g. a tune-encoder one) [default: current]."),
+    ] = None,
     stream: Annotated[bool, typer.Option(help="Also run Protocol B (prequential).")] = True,
     stream_checks: Annotated[int, typer.Option(help="Events checked in Protocol B.")] = 2000,
     quick: Annotated[bool, typer.Option(help="Tune over a 2-point grid (smoke runs).")] = False,
@@ -96,7 +102,7 @@ def eval_command(
     settings = get_settings()
     console = Console()
     try:
-        datasets = _datasets(
+        datasets = resolve_datasets(
             console, dataset, items, events, name=name, data_dir=data_dir or settings.data_dir
         )
     except DatasetError as exc:
@@ -107,7 +113,7 @@ def eval_command(
     )  # fmt: skip
     if quick:
         opts = replace(opts, grid=tuple(opts.grid[-2:]))
-    encoder = _encoder(settings.model_dir, variant)
+    encoder = _encoder(settings.model_dir, variant, encoder_version or settings.encoder_version)
     for ds in datasets:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

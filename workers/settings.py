@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=1, le=65535)
     store: str = "rocksdb"  # rocksdb (rocksdict) or memory
     encoder_variant: str = "int8"
+    # A version folder under the model root (e.g. `r2-op18-ft-…` from `llmrec tune-encoder`);
+    # None follows the `current` link, so a tuned model is served only when asked for.
+    encoder_version: str | None = None
     # "onnx" (the exported BERT encoder) or "hashing" (a tiny deterministic bag-of-words
     # encoder for tests and transport benchmarks without model artifacts).
     encoder_backend: str = "onnx"

@@ -29,6 +29,7 @@ __all__ = [
     "Artifact",
     "current_version",
     "find_artifact",
+    "list_versions",
     "open_artifact",
     "read_manifest",
     "sha256_file",
@@ -78,6 +79,17 @@ def current_version(model_root: Path) -> str:
     return link.resolve().name
 
 
+def list_versions(model_root: Path) -> list[str]:
+    """The version folders under `model_root` (not the `current` link, not hidden scratch)."""
+    if not model_root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in model_root.iterdir()
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")
+    )
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
     """Load and sanity-check `folder/manifest.json`."""
     path = folder / MANIFEST
@@ -93,15 +105,23 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def find_artifact(model_root: Path, variant: str, *, verify_sha: bool = False) -> Artifact:
-    """Locate `variant` of the current version under `model_root`.
+def find_artifact(
+    model_root: Path, variant: str, *, version: str | None = None, verify_sha: bool = False
+) -> Artifact:
+    """Locate `variant` of `version` (default: the current one) under `model_root`.
 
     `verify_sha` re-hashes the model file against the manifest (the export does this before
     skipping work; serving skips it to start fast).
     """
     if variant not in VARIANTS:
         raise ModelArtifactError(f"unknown encoder variant {variant!r}; choose one of {VARIANTS}")
-    version = current_version(model_root)
+    if version is None:
+        version = current_version(model_root)
+    elif version not in list_versions(model_root):  # also refuses "..", "a/b" and the link
+        known = ", ".join(list_versions(model_root)) or "none"
+        raise ModelArtifactError(
+            f"no encoder version {version!r} under {model_root} (have: {known}); {_HINT}"
+        )
     return open_artifact(model_root / version / variant, verify_sha=verify_sha)
 
 

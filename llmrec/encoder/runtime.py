@@ -156,13 +156,18 @@ def _buckets(order: list[int], lengths: list[int], size: int) -> list[list[int]]
 
 
 def load_encoder(
-    model_root: Path, variant: str = "int8", config: EncoderConfig | None = None
+    model_root: Path,
+    variant: str = "int8",
+    config: EncoderConfig | None = None,
+    *,
+    version: str | None = None,
 ) -> Encoder:
-    """Open `variant` of the current version under `model_root` (models/all-MiniLM-L6-v2).
+    """Open `variant` of `version` (default: the current one) under `model_root`
+    (models/all-MiniLM-L6-v2).
 
     Raises ModelArtifactError, telling to run `llmrec export-model`, when it is missing.
     """
-    artifact = find_artifact(Path(model_root), variant)
+    artifact = find_artifact(Path(model_root), variant, version=version)
     return Encoder.from_files(
         artifact.model_path,
         artifact.tokenizer_path,
