@@ -42,7 +42,7 @@ def tune_encoder_command(
     learning_rate: Annotated[float, typer.Option(help="AdamW peak learning rate.")] = 2e-5,
     seed: Annotated[int, typer.Option(help="Shuffle and torch seed.")] = 13,
     threads: Annotated[
-        int, typer.Option(help="torch CPU threads (1: best on a shared 2-core host).")
+        int, typer.Option(help="torch CPU threads: 1 suits a shared host, more an idle one.")
     ] = 1,
     make_current: Annotated[
         bool, typer.Option(help="Point `current` at the tuned version (serving switches to it).")

@@ -57,10 +57,11 @@ WEIGHTS_DIR = "pytorch"
 class TuneOptions:
     """How to train. `max_steps` caps optimiser steps (epochs repeat, reshuffled, until then).
 
-    `threads`: torch CPU threads. One by default: torch's OpenMP threads spin while they wait,
-    and on 2 cores that other processes also use, 2 threads made a step 3x slower (40-48 s vs
-    13-16 s, measured); the spin policy cannot be changed once another library (LightGBM) has
-    loaded OpenMP. On an idle multi-core host, pass more.
+    `threads`: torch CPU threads. One by default, because torch's OpenMP threads spin while
+    they wait: on 2 cores that another process also used, 2 threads took 21-48 s a step against
+    13-16 s for one; on the idle 2 cores they took 6.9 s against 13.0 s (measured). The spin
+    policy cannot be changed once another library (LightGBM) has loaded OpenMP. On a host of
+    your own, pass more.
     """
 
     max_steps: int = DEFAULT_MAX_STEPS
