@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_STEPS = 50
 """Sized so that `tune-encoder --dataset magazine-5core` (training + export) takes about 15
 minutes on 2 CPU cores shared with other work, where one step of 32 pairs at 256 word pieces
-took 13-16 s (50 steps: about two thirds of an epoch of that dataset's 2,498 pairs)."""
+took 13-16 s (50 steps: 50 of an epoch's 97 batches, about 1,600 of its 2,498 pairs)."""
 DEFAULT_BATCH_SIZE = 32
 TUNED_TAG = "ft"
 """Marks tuned versions: `r2-op18-ft-<weights sha>` next to the base `r2-op18-<sha>`."""
