@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help demo test lint typecheck unit integration bench-encoder bench-pipeline eval \
+.PHONY: help demo test lint typecheck unit integration bench-encoder bench-pipeline bench-ranker eval \
         kafka-up kafka-down kafka-status model clean distclean
 
 help: ## list the commands
@@ -55,6 +55,9 @@ bench-encoder: $(STAMP) model ## encoder throughput: PyTorch vs ORT fp32/opt/int
 
 bench-pipeline: $(STAMP) $(KAFKA_JARS) model ## pipeline throughput and latency through the real broker
 	$(BIN)/llmrec bench pipeline
+
+bench-ranker: $(STAMP) model ## learned ranker cost per candidate and per list vs the linear fusion
+	$(BIN)/llmrec bench ranker
 
 eval: $(STAMP) model ## offline evaluation on every built-in dataset (reports/)
 	$(BIN)/llmrec eval --dataset all

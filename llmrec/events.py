@@ -101,6 +101,8 @@ class ModelInfo(BaseModel):
     encoder: str
     variant: str
     version: str
+    ranker: str | None = None
+    """Version of the learned ranker that ordered the list; None: the linear fusion did."""
 
 
 class Recommendation(BaseModel):

@@ -9,12 +9,12 @@ from typing import Any
 
 import onnxruntime as ort
 
-from llmrec.encoder.artifacts import CURRENT_LINK, MANIFEST, open_artifact, sha256_file
+from llmrec.encoder.artifacts import MANIFEST, open_artifact, sha256_file
 from llmrec.exceptions import ModelArtifactError
 from onnx_export import validate
 from onnx_export.export import MODEL_NAME, OPSET, Source
 
-__all__ = ["build_manifest", "is_valid", "set_current", "write_manifest"]
+__all__ = ["build_manifest", "is_valid", "write_manifest"]
 
 FORMAT = 1
 
@@ -77,14 +77,3 @@ def is_valid(folder: Path, version: str) -> bool:
         return False
     gate = artifact.manifest.get("gate", {})
     return artifact.version == version and bool(gate.get("passed"))
-
-
-def set_current(model_root: Path, version: str) -> None:
-    """Point `model_root/current` at `version` by renaming a fresh symlink over the old one."""
-    link = model_root / CURRENT_LINK
-    if link.is_symlink() and str(link.readlink()) == version:
-        return
-    tmp = model_root / f".{CURRENT_LINK}.tmp"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(version, target_is_directory=True)
-    tmp.replace(link)

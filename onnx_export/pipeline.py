@@ -20,9 +20,10 @@ from llmrec.encoder.artifacts import TOKENIZER, VARIANTS, open_artifact
 from llmrec.encoder.config import DEFAULT_MAX_LENGTH, EncoderConfig
 from llmrec.exceptions import ModelArtifactError
 from llmrec.types import Vectors
+from llmrec.versions import set_current
 from onnx_export import validate
 from onnx_export.export import Source, export_fp32, find_source
-from onnx_export.manifest import build_manifest, is_valid, set_current, write_manifest
+from onnx_export.manifest import build_manifest, is_valid, write_manifest
 from onnx_export.optimize import optimize_graph
 from onnx_export.quantize import detect_cpu_isa, quantize_int8, recipe_for
 

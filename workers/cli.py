@@ -8,7 +8,15 @@ import typer
 
 from onnx_export.cli import bench_encoder, export_model
 from onnx_export.cli_tune import tune_encoder_command
-from workers import bench_pipeline, cli_data, cli_demo, cli_kafka, cli_pipeline
+from workers import (
+    bench_pipeline,
+    bench_ranker,
+    cli_data,
+    cli_demo,
+    cli_kafka,
+    cli_pipeline,
+    cli_ranker,
+)
 from workers.cli_eval import eval_command
 
 __all__ = ["app", "main"]
@@ -29,12 +37,14 @@ app.add_typer(bench_app, name="bench")
 app.command("export-model")(export_model)
 app.command("tune-encoder")(tune_encoder_command)
 app.command("eval")(eval_command)
+app.command("train-ranker")(cli_ranker.train_ranker)
 bench_app.command("encoder")(bench_encoder)
 app.command("worker")(cli_pipeline.worker)
 app.command("produce")(cli_pipeline.produce)
 app.command("tail")(cli_pipeline.tail)
 app.command("demo")(cli_demo.demo)
 bench_app.command("pipeline")(bench_pipeline.bench_pipeline)
+bench_app.command("ranker")(bench_ranker.bench_ranker)
 
 
 @app.callback()

@@ -18,6 +18,7 @@ from llmrec.data.contract import ContractDataset, load_contract
 from llmrec.eval import DEFAULT_BASELINES, EvalOptions, run_eval, write_report
 from llmrec.eval.baselines import BASELINES
 from llmrec.exceptions import DatasetError
+from llmrec.ranker.train import FitConfig, SampleConfig
 from llmrec.types import TextEncoder
 from workers.cli_data import print_errors
 from workers.settings import REPO_ROOT, get_settings
@@ -112,7 +113,10 @@ def eval_command(
         stream_max_checks=stream_checks,
     )  # fmt: skip
     if quick:
-        opts = replace(opts, grid=tuple(opts.grid[-2:]))
+        opts = replace(
+            opts, grid=tuple(opts.grid[-2:]), sample=SampleConfig(max_groups=2000),
+            fit=FitConfig(grid=FitConfig().grid[:1], max_rounds=50),
+        )  # fmt: skip
     encoder = _encoder(settings.model_dir, variant, encoder_version or settings.encoder_version)
     for ds in datasets:
         with Progress(

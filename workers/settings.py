@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     # "onnx" (the exported BERT encoder) or "hashing" (a tiny deterministic bag-of-words
     # encoder for tests and transport benchmarks without model artifacts).
     encoder_backend: str = "onnx"
+    # The learned ranker (`llmrec train-ranker`): `<ranker_dir>/current`, default
+    # `<model_dir>/ranker`; polled every `ranker_poll_s` so a new one is used without a restart.
+    # None there: the linear fusion ranks.
+    ranker_dir: Path | None = None
+    ranker_poll_s: float = Field(default=10.0, gt=0)
     item_batch_size: int = Field(default=64, ge=1, le=4096)
     item_batch_within_s: float = Field(default=0.2, gt=0)
     # User events are taken in micro-batches too: a user's events in one batch are folded in
@@ -68,6 +73,10 @@ class Settings(BaseSettings):
         if not v[:-1].isdigit() or v[-1].lower() not in "kmg":
             raise ValueError("kafka_heap must look like 512m or 2g")
         return v
+
+    @property
+    def ranker_root(self) -> Path:
+        return self.ranker_dir or self.model_dir / "ranker"
 
     @property
     def bootstrap(self) -> str:

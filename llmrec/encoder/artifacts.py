@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmrec.exceptions import ModelArtifactError
+from llmrec.versions import CURRENT_LINK
 
 __all__ = [
     "CURRENT_LINK",
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 VARIANTS = ("fp32", "opt", "int8", "fp16")
-CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 TOKENIZER = "tokenizer.json"
 _HINT = "run `llmrec export-model` to build it"

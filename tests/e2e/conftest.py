@@ -35,7 +35,10 @@ class Pipeline:
             "LLMREC_ENCODER_BACKEND": ENCODER_BACKEND,
             "LLMREC_ITEM_BATCH_WITHIN_S": "0.1",
             "LLMREC_PARK_TIMEOUT_S": "20",
+            "LLMREC_RANKER_DIR": str(state_dir.parent / "ranker"),
+            "LLMREC_RANKER_POLL_S": "0.5",
         }
+        self.ranker_dir = state_dir.parent / "ranker"
         self.settings = Settings(
             bootstrap_servers=bootstrap, topic_prefix=f"e2e{unique}.", partitions=2
         )

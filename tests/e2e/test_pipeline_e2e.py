@@ -173,3 +173,41 @@ def test_a_burst_of_many_users_is_answered_once_per_event(
     pipeline.wait_for("recommendations", all_answered, timeout=60)
     # Micro-batches fold a user's events into one list, but no event is lost or answered twice.
     assert set(answered.values()) == {1}
+
+
+def _tiny_ranker(seed: int) -> Any:
+    """A real LightGBM ranker (taught that "popular" marks the engaged row) for plumbing tests."""
+    import numpy as np
+
+    from llmrec.ranker.features import FEATURES
+    from llmrec.ranker.train import FitConfig, Group, fit_ranker
+
+    rng = np.random.default_rng(seed)
+
+    def groups(n: int) -> list[Group]:
+        out = []
+        for _ in range(n):
+            x = rng.random((20, len(FEATURES))).astype(np.float32)
+            y = (np.arange(20) == np.argmax(x[:, FEATURES.index("popular")])).astype(np.int8)
+            out.append(Group(x, y, 0.0))
+        return out
+
+    fit = FitConfig(grid=({"num_leaves": 7, "min_data_in_leaf": 5},), max_rounds=20)
+    return fit_ranker(groups(60), groups(20), fit=fit)
+
+
+def test_worker_picks_up_a_published_ranker_without_restart(pipeline: Pipeline) -> None:
+    from llmrec.ranker.store import publish
+
+    for n, ranker in enumerate((_tiny_ranker(0), _tiny_ranker(1))):
+        publish(ranker, pipeline.ranker_dir)
+        deadline = time.monotonic() + 20
+        while f"ranker {ranker.version} in use" not in pipeline.log_tail(20_000):
+            assert time.monotonic() < deadline, pipeline.log_tail()
+            time.sleep(0.2)
+        eid = f"ranked-{n}"
+        pipeline.send_events([_event(eid, f"u-ranked-{n}", "1", "view")])
+        rec = pipeline.recommendation_for(eid)
+        assert rec["model"]["ranker"] == ranker.version
+        assert rec["items"]
+        assert all(item["reasons"] for item in rec["items"])

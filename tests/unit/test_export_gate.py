@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 
 from llmrec.encoder.artifacts import find_artifact, open_artifact
 from llmrec.exceptions import ModelArtifactError
+from llmrec.versions import set_current
 from onnx_export import ExportOptions, cli, run_export, validate
 from onnx_export.deps import MissingExportDependencyError, require
-from onnx_export.manifest import is_valid, set_current
+from onnx_export.manifest import is_valid
 from onnx_export.quantize import detect_cpu_isa, recipe_for
 
 

@@ -123,3 +123,37 @@ def test_corrupt_bytes_raise_llmrec_error() -> None:
         UserState.from_bytes(raw[:-3])
     with pytest.raises(LlmrecError):
         UserState.from_bytes(b"XX" + raw[2:])
+
+
+def test_version_1_state_bytes_still_load() -> None:
+    """States written before review vectors (v1 header) load, with an empty review and mood."""
+    import struct
+
+    cfg = InterestConfig()
+    st = UserState(DIM)
+    st.fold(_axis(0), 1.0, cfg)
+    st.remember("a", 1.0, cfg)
+    raw = st.to_bytes()
+    v2 = struct.Struct("<2sBHBBHHdfffff")
+    fields = list(v2.unpack_from(raw, 0))
+    fields[1] = 1
+    v1 = struct.pack("<2sBHBBHHdff", *fields[:10]) + raw[v2.size :]
+    old = UserState.from_bytes(v1)
+    assert old.review is None
+    assert old.mood_n == 0.0
+    assert old.recent == st.recent
+    assert np.allclose(old.topics[0].centroid, st.topics[0].centroid, atol=1e-3)
+
+
+def test_review_vector_is_signed_by_sentiment_and_kept_apart() -> None:
+    cfg = InterestConfig()
+    st = UserState(DIM)
+    st.fold_review(_axis(1), 1.0, cfg)
+    st.fold_review(_axis(2), -1.0, cfg)
+    assert st.review is not None
+    assert st.review[1] > 0 > st.review[2]
+    assert not st.topics  # review text does not enter the item-description topics
+    back = UserState.from_bytes(st.to_bytes())
+    assert back.review is not None
+    assert np.allclose(back.review, st.review, atol=1e-3)
+    assert back.review_weight == pytest.approx(2.0)

@@ -18,6 +18,7 @@ from llmrec.encoder.hashing import HashingEncoder
 from llmrec.engine import Engine, EngineConfig
 from llmrec.events import ModelInfo
 from llmrec.index import ItemIndex
+from llmrec.ranker.store import RankerWatcher
 from llmrec.types import TextEncoder
 from workers import metrics, topics
 from workers.agents.parking import ParkingLot
@@ -37,7 +38,10 @@ def load_text_encoder(settings: Settings) -> tuple[TextEncoder, ModelInfo]:
         return HashingEncoder(), ModelInfo(encoder="hashing", variant="bow", version="1")
     from llmrec.encoder import load_encoder  # heavy (onnxruntime): only when asked for
 
-    enc = load_encoder(settings.model_dir / "all-MiniLM-L6-v2", variant=settings.encoder_variant)
+    enc = load_encoder(
+        settings.model_dir / "all-MiniLM-L6-v2", variant=settings.encoder_variant,
+        version=settings.encoder_version,
+    )  # fmt: skip
     info = {k: str(v) for k, v in dict(enc.info).items()}
     return enc, ModelInfo(
         encoder=info.get("encoder", "all-MiniLM-L6-v2"),
@@ -95,6 +99,9 @@ class Runtime(mode.Service):
             index, offsets, titles = snapshot
             log.info("loaded index snapshot: %d items, offsets %s", len(index), offsets)
         self.engine = Engine(EngineConfig(), index, self.encoder, titles=titles)
+        self.rankers = RankerWatcher(s.ranker_root)
+        self._swap_ranker()
+        self.add_future(self._watch_ranker())
         self.replica = IndexReplica(
             bootstrap=s.bootstrap,
             topic=topics.item_vectors.get_topic_name(),
@@ -110,6 +117,19 @@ class Runtime(mode.Service):
         if Runtime._ready is None:
             Runtime._ready = asyncio.Event()
         Runtime._ready.set()
+
+    def _swap_ranker(self) -> None:
+        ranker = self.rankers.poll()
+        if ranker is not None:
+            self.engine.ranker = ranker
+            self.model = self.model.model_copy(update={"ranker": ranker.version})
+            log.info("ranker %s in use (%s)", ranker.version, self.rankers.root)
+
+    async def _watch_ranker(self) -> None:
+        """Pick up a newly published ranker without a restart (the link is re-read each poll)."""
+        while not self.should_stop:
+            await self.sleep(self.settings.ranker_poll_s)
+            self._swap_ranker()
 
     async def on_stop(self) -> None:
         if hasattr(self, "replica"):
