@@ -14,7 +14,7 @@ from llmrec.engine import Engine, EngineConfig
 from llmrec.eval.data import build_index
 from llmrec.exceptions import DatasetError
 from llmrec.ranker.store import publish
-from llmrec.ranker.train import SampleConfig, train_on_stream
+from llmrec.ranker.train import FitConfig, SampleConfig, train_on_stream
 from workers.cli_eval import resolve_datasets
 from workers.settings import get_settings
 
@@ -31,7 +31,10 @@ def train_ranker(  # noqa: PLR0917 - one positional per CLI option is typer's st
     out: Annotated[
         Path | None, typer.Option(help="Ranker root [default: <model_dir>/ranker].")
     ] = None,
-    max_groups: Annotated[int, typer.Option(min=10, help="Training queries to sample.")] = 20_000,
+    max_groups: Annotated[int, typer.Option(min=10, help="Training queries to sample.")] = 5_000,
+    threads: Annotated[
+        int, typer.Option(min=0, help="LightGBM threads (0: every core; 1 on a shared host).")
+    ] = 0,
     encoder_version: Annotated[
         str | None, typer.Option(help="Encoder version [default: settings, else current].")
     ] = None,
@@ -66,6 +69,7 @@ def train_ranker(  # noqa: PLR0917 - one positional per CLI option is typer's st
         task = bars.add_task(f"{ds.name}: replay", total=len(ds.events))
         ranker = train_on_stream(
             engine, ds.events, sample=SampleConfig(max_groups=max_groups),
+            fit=FitConfig(threads=threads),
             progress=lambda n: bars.advance(task, n),
             data=ds.name, data_sha256=ds.fingerprint(),
             encoder={k: str(v) for k, v in dict(encoder.info).items()},
