@@ -62,6 +62,8 @@ class Candidates:
     """(rows x SOURCES) flags: which retrieval sources proposed each row."""
     covisit_last: npt.NDArray[np.float64]
     """Co-visitation with the user's last liked item alone, scaled to a maximum of 1."""
+    topic_sims: Vectors
+    """(rows x topics) raw cosine of each row with each interest topic's centroid."""
 
 
 def relevant_new(c: Candidates) -> npt.NDArray[np.float64]:

@@ -182,8 +182,7 @@ class Engine:
         if item_vec is not None:
             st.fold(item_vec, weight, cfg.interest)
         if text_vec is not None and sentiment is not None:
-            if r.text_weight:
-                st.fold(text_vec, r.text_weight * sentiment, cfg.interest)
+            st.fold(text_vec, r.text_weight * sentiment, cfg.interest)  # no-op at weight 0
             st.fold_review(text_vec, sentiment, cfg.interest)
         if sentiment is not None:
             st.note_sentiment(sentiment, cfg.interest)
@@ -325,15 +324,10 @@ class Engine:
         ids, vecs = self._vectors(ids)
         if not ids:
             return st, None
-        c = self._features(st, ids, vecs, popular=popular, new=set(new), covisited=covisited)
-        if after_last:
-            top = max(after_last.values())
-            c.covisit_last[:] = [after_last.get(i, 0.0) / top for i in ids]
-        proposers = (set(by_topic), set(by_session), covisited, popular, c.new)
-        for j, got in enumerate(proposers[:4]):
-            c.proposed[:, j] = [i in got for i in ids]
-        c.proposed[:, 4] = c.new
-        return st, c
+        return st, self._features(
+            st, ids, vecs, popular=popular, new=set(new), covisited=covisited,
+            after_last=after_last, searched=(set(by_topic), set(by_session)),
+        )  # fmt: skip
 
     def _features(
         self,
@@ -344,10 +338,13 @@ class Engine:
         popular: Mapping[str, float],
         new: Collection[str],
         covisited: Mapping[str, tuple[float, str]],
+        after_last: Mapping[str, float],
+        searched: tuple[Collection[str], Collection[str]],
     ) -> Candidates:
         n = len(ids)
         content = np.zeros(n)
         best_topic = np.full(n, -1)
+        sims = np.zeros((n, 0), dtype=np.float32)
         if st.topics:
             shares = np.asarray(st.topic_shares())
             sims = vecs @ np.stack([t.centroid for t in st.topics]).T
@@ -367,6 +364,16 @@ class Engine:
         sources = [""] * n
         for j, _, src in cov_rows:
             sources[j] = src
+        last = np.zeros(n)
+        if after_last:
+            top = max(after_last.values())
+            last_rows = [(row[i], s / top) for i, s in after_last.items() if i in row]
+            last[[j for j, _ in last_rows]] = [s for _, s in last_rows]
+        by_topic, by_session = searched
+        proposed = np.zeros((n, len(SOURCES)), dtype=np.float32)
+        for j, got in enumerate((by_topic, by_session, covisited, popular)):
+            proposed[:, j] = [i in got for i in ids]
+        proposed[:, SOURCES.index("new")] = is_new
         zeros = np.zeros(n)
         short = vecs @ st.short if st.short is not None else zeros
         negative = np.clip(vecs @ st.negative, 0.0, None) if st.negative is not None else zeros
@@ -382,8 +389,9 @@ class Engine:
             new=is_new,
             session=min(1.0, st.short_weight),
             sources=sources,
-            proposed=np.zeros((n, len(SOURCES)), dtype=np.float32),
-            covisit_last=np.zeros(n),
+            proposed=proposed,
+            covisit_last=last,
+            topic_sims=sims,
         )
 
     def _vectors(self, ids: list[str]) -> tuple[list[str], Vectors]:

@@ -29,7 +29,7 @@ from llmrec.ranker.features import FEATURES
 from llmrec.ranker.model import Ranker
 from llmrec.ranker.train import FitConfig, Group, fit_ranker, make_group
 
-__all__ = ["Gathered", "gather", "linear_run", "ranker_run"]
+__all__ = ["Gathered", "gather", "linear_run", "ranker_run", "val_groups"]
 
 Progress = Callable[[int], None]
 MMR_GRID = (1.0, 0.9)

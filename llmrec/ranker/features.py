@@ -78,7 +78,7 @@ def feature_matrix(
     nan = np.full(n, np.nan)
     if st.topics:
         shares = np.asarray(st.topic_shares())
-        sims = c.vecs @ np.stack([t.centroid for t in st.topics]).T
+        sims = c.topic_sims
         best = np.argmax(sims, axis=1)
         topic_best = sims[np.arange(n), best]
         topic_share = shares[best]

@@ -123,9 +123,11 @@ class GroupSampler:
             return
         if self.engine.event_weight(event) <= 0 or not self.engine.knows_item(event.item_id):
             return
-        st, c = self.engine.candidates(state, event.ts)
-        if len(st.seen) < cfg.min_history or st.has_seen(event.item_id):
+        # Check the user's history before paying for retrieval.
+        seen = UserState.from_bytes(state)
+        if len(seen.seen) < cfg.min_history or seen.has_seen(event.item_id):
             return
+        st, c = self.engine.candidates(state, event.ts)
         g = None if c is None else make_group(
             st, c, self.engine, event.ts, event.item_id, negatives=cfg.negatives, rng=self._rng
         )  # fmt: skip
