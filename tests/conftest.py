@@ -24,7 +24,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBrok
         heap="384m",
     )
     broker = LocalBroker(config)
-    broker.up(timeout=120)
+    broker.up(timeout=600)  # waits only as long as the broker needs; CI hosts can be starved
     try:
         yield broker
     finally:

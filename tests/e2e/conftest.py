@@ -48,11 +48,11 @@ class Pipeline:
 
     # -- process -------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 300.0) -> None:
         """Start the worker and wait until it is healthy (broker reachable, index loaded)."""
         self.worker.start(timeout=timeout)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
         self.worker.stop(timeout)
 
     def log_tail(self, n: int = 4000) -> str:
@@ -88,7 +88,7 @@ class Pipeline:
         self.send("events", [(e["user_id"].encode(), orjson.dumps(e)) for e in events])
 
     def wait_for(
-        self, role: str, match: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+        self, role: str, match: Callable[[dict[str, Any]], bool], timeout: float = 120.0
     ) -> dict[str, Any]:
         """The first JSON record on `role` (from the beginning) for which `match` is true."""
 
@@ -118,7 +118,7 @@ class Pipeline:
             pytest.fail(f"nothing matched on {role} in {timeout}s; worker log: {self.log_tail()}")
         return found
 
-    def recommendation_for(self, event_id: str, timeout: float = 30.0) -> dict[str, Any]:
+    def recommendation_for(self, event_id: str, timeout: float = 120.0) -> dict[str, Any]:
         return self.wait_for(
             "recommendations", lambda d: event_id in d.get("covered_event_ids", []), timeout
         )

@@ -64,7 +64,7 @@ def test_item_published_after_start_becomes_recommendable(pipeline: Pipeline) ->
     # An event on the new item sent at once is parked until the vector arrives, not lost.
     ev = _event("new-1-view", "early-bird", "e2e-new-1", "view")
     pipeline.send_events([ev])
-    rec = pipeline.recommendation_for("new-1-view", timeout=20)
+    rec = pipeline.recommendation_for("new-1-view", timeout=120)
     assert "e2e-new-1" not in [i["item_id"] for i in rec["items"]]
     status, doc = pipeline.get("/items/e2e-new-1/similar?k=5")
     assert status == 200
@@ -170,7 +170,7 @@ def test_a_burst_of_many_users_is_answered_once_per_event(
                 answered[event_id] = answered.get(event_id, 0) + 1
         return answered.keys() == wanted
 
-    pipeline.wait_for("recommendations", all_answered, timeout=60)
+    pipeline.wait_for("recommendations", all_answered, timeout=180)
     # Micro-batches fold a user's events into one list, but no event is lost or answered twice.
     assert set(answered.values()) == {1}
 

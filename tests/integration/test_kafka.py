@@ -94,7 +94,7 @@ async def test_produce_consume_round_trip(kafka_bootstrap: str, unique: str) -> 
         await producer.flush()
     finally:
         await producer.stop()
-    values = await _read(kafka_bootstrap, topic, f"g-{unique}", 20, timeout=30)
+    values = await _read(kafka_bootstrap, topic, f"g-{unique}", 20, timeout=120)
     assert [orjson.loads(v)["n"] for v in values] == list(range(20))
 
 
@@ -125,7 +125,7 @@ async def test_real_faust_worker_consumes_and_produces(
         finally:
             await producer.stop()
         values = await _read(
-            kafka_bootstrap, sink, f"g-{unique}", 5, timeout=90,
+            kafka_bootstrap, sink, f"g-{unique}", 5, timeout=240,
             give_up=lambda: worker.poll() is not None,
         )  # fmt: skip
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
@@ -152,7 +152,7 @@ def test_down_leaves_no_broker_process(kafka_broker: LocalBroker, tmp_path: Path
             heap="256m",
         )
     )
-    pid = second.up(timeout=120).pid
+    pid = second.up(timeout=600).pid
     assert pid is not None
     assert second.down() is True
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()

@@ -31,7 +31,7 @@ def settings_env(
     get_settings.cache_clear()
 
 
-async def _read(bootstrap: str, topic: str, n: int, timeout: float = 30) -> list[dict[str, str]]:
+async def _read(bootstrap: str, topic: str, n: int, timeout: float = 120) -> list[dict[str, str]]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     got: list[dict[str, str]] = []
