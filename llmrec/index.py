@@ -5,6 +5,10 @@ does not save `ef`; its labels are integers; it raises when it finds fewer than 
 (small or partly deleted graphs). This wrapper owns the string-id <-> label map, capacity
 growth, replace-on-upsert, deletes, the single-writer rule (one lock), and saving the graph
 together with its id map and the caller's metadata (e.g. the Kafka offsets it reflects).
+A snapshot is written to a temporary directory, fsynced, checksummed (sha256 of the graph file
+and of the id map and metadata, kept in meta.json) and renamed into place; `load` verifies the
+checksums before hnswlib reads a byte of the graph, so a torn or damaged snapshot is refused
+with `ItemIndexError` instead of crashing the process.
 
 It also keeps a dense float32 copy of the vectors by label (1.5 KB per item at 384 dims):
 hnswlib's `get_items` costs ~40 us per vector, which dominated re-ranking that reads hundreds.
@@ -12,7 +16,9 @@ hnswlib's `get_items` costs ~40 us per vector, which dominated re-ranking that r
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import threading
 from collections.abc import Collection, Sequence
@@ -30,6 +36,10 @@ __all__ = ["IndexConfig", "ItemIndex"]
 
 _GRAPH = "graph.bin"
 _META = "meta.json"
+# Format 2 adds "checksums" to meta.json; format 1 (no "format" key) has none and still loads,
+# checked only as far as hnswlib checks a graph file.
+_FORMAT = 2
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,45 +209,139 @@ class ItemIndex:
     # -- persistence -------------------------------------------------------------------------
 
     def save(self, directory: Path, meta: dict[str, Any] | None = None) -> None:
-        """Write graph, id map, config and `meta` atomically (a crash leaves the old snapshot)."""
+        """Write graph, id map, config and `meta` atomically (a crash leaves the old snapshot).
+
+        Both files and the directories are fsynced around the renames, so after a power loss
+        `directory` holds the old snapshot or the new one, whole; only a crash between the two
+        renames leaves it absent, with the old snapshot in `<directory>.old`.
+        """
         directory = Path(directory)
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         with self._lock:
             self._graph.save_index(str(tmp / _GRAPH))
-            doc = {
+            body = {
                 "dim": self.dim,
                 "config": asdict(self.config),
                 "next_label": self._next_label,
-                "ids": self._label_of,
+                "ids": dict(self._label_of),  # a copy: upserts may run once the lock is free
                 "meta": meta or {},
             }
-        (tmp / _META).write_bytes(json.dumps(doc).encode())
+        body = json.loads(json.dumps(body))  # what `load` will see (str keys, lists)
+        doc = {
+            "format": _FORMAT,
+            "checksums": {_GRAPH: _sha256_file(tmp / _GRAPH, sync=True), "body": _digest(body)},
+            **body,
+        }
+        with (tmp / _META).open("wb") as f:
+            f.write(json.dumps(doc).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
         old = directory.with_name(directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if directory.exists():
             directory.replace(old)
         tmp.replace(directory)
+        _fsync_dir(directory.parent)
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
     def load(cls, directory: Path) -> tuple[ItemIndex, dict[str, Any]]:
-        """Read a snapshot written by `save`; returns the index and the caller's metadata."""
+        """Read a snapshot written by `save`; returns the index and the caller's metadata.
+
+        Raises ItemIndexError, and nothing else, when the snapshot is missing, torn or damaged.
+        """
         directory = Path(directory)
         try:
             doc = json.loads((directory / _META).read_bytes())
         except (OSError, ValueError) as exc:
             raise ItemIndexError(f"no readable index snapshot in {directory}: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ItemIndexError(f"damaged index snapshot in {directory}: meta.json is no object")
+        _verify(directory, doc)
+        try:
+            return cls._restore(directory, doc)
+        except (
+            KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+            MemoryError, RuntimeError,
+        ) as exc:  # fmt: skip
+            # a malformed document; or hnswlib on a truncated or inconsistent graph (possible
+            # only in format 1, unchecked): RuntimeError, or MemoryError on a garbage size field
+            raise ItemIndexError(
+                f"damaged index snapshot in {directory}: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    @classmethod
+    def _restore(cls, directory: Path, doc: dict[str, Any]) -> tuple[ItemIndex, dict[str, Any]]:
         index = cls(int(doc["dim"]), IndexConfig(**doc["config"]))
-        index._graph = hnswlib.Index(space="cosine", dim=index.dim)
-        index._graph.load_index(str(directory / _GRAPH), allow_replace_deleted=True)
-        index._graph.set_ef(index.config.ef_search)  # ef is not saved by hnswlib
         index._label_of = {str(k): int(v) for k, v in doc["ids"].items()}
         index._id_of = {v: k for k, v in index._label_of.items()}
         index._next_label = int(doc["next_label"])
-        index._matrix = np.zeros((max(index._next_label, 1), index.dim), dtype=np.float32)
+        meta = dict(doc["meta"])
         labels = list(index._id_of)
+        if len(index._id_of) != len(index._label_of) or not all(
+            0 <= lb < index._next_label for lb in labels
+        ):
+            raise ValueError("id map has repeated or out-of-range labels")
+        graph = directory / _GRAPH
+        if not graph.is_file():
+            raise ValueError(f"{_GRAPH} is missing")
+        index._graph = hnswlib.Index(space="cosine", dim=index.dim)
+        index._graph.load_index(str(graph), allow_replace_deleted=True)
+        index._graph.set_ef(index.config.ef_search)  # ef is not saved by hnswlib
+        index._matrix = np.zeros((max(index._next_label, 1), index.dim), dtype=np.float32)
         if labels:  # one bulk read at load time rebuilds the dense copy
             index._store(labels, np.asarray(index._graph.get_items(labels), dtype=np.float32))
-        return index, dict(doc["meta"])
+        return index, meta
+
+
+def _digest(body: dict[str, Any]) -> str:
+    """sha256 of the document as json.dumps writes it (stable across a dumps/loads trip)."""
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()
+
+
+def _sha256_file(path: Path, *, sync: bool = False) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+        if sync:
+            os.fsync(f.fileno())
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in `path` durable (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems (and Windows) refuse fsync on a directory
+    finally:
+        os.close(fd)
+
+
+def _verify(directory: Path, doc: dict[str, Any]) -> None:
+    """Check a format-2 snapshot's checksums; format 1 (no checksums) passes unchecked."""
+    if "format" not in doc and "checksums" not in doc:
+        return
+    sums = doc.get("checksums")
+    if doc.get("format") != _FORMAT or not isinstance(sums, dict):
+        raise ItemIndexError(
+            f"damaged index snapshot in {directory}: format {doc.get('format')!r} "
+            f"with checksums {sums!r}"
+        )
+    body = {k: v for k, v in doc.items() if k not in ("format", "checksums")}
+    if _digest(body) != sums.get("body"):
+        raise ItemIndexError(f"damaged index snapshot in {directory}: meta.json checksum mismatch")
+    try:
+        graph_sum = _sha256_file(directory / _GRAPH)
+    except OSError as exc:
+        raise ItemIndexError(f"damaged index snapshot in {directory}: {exc}") from exc
+    if graph_sum != sums.get(_GRAPH):
+        raise ItemIndexError(f"damaged index snapshot in {directory}: {_GRAPH} checksum mismatch")

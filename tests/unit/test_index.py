@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -148,3 +150,103 @@ def test_vectors_are_normalised_copies_in_request_order() -> None:
     assert got is not None
     got[:] = 9  # a copy: the index is unchanged
     np.testing.assert_allclose(index.vector("b"), [0, 1], atol=1e-6)
+
+
+# -- damaged snapshots ---------------------------------------------------------------------
+
+
+def _saved(tmp_path: Path) -> tuple[ItemIndex, np.ndarray, Path]:
+    rng = np.random.default_rng(5)
+    index = ItemIndex(16)
+    data = _unit(rng, 300, 16)
+    index.upsert([f"i{n}" for n in range(300)], data)
+    index.delete("i3")
+    snap = tmp_path / "snap"
+    index.save(snap, {"offsets": {"0": 7}, "titles": {"i1": "Crème brûlée"}})
+    return index, data, snap
+
+
+def test_snapshot_round_trip_returns_the_same_neighbours(tmp_path: Path) -> None:
+    index, data, snap = _saved(tmp_path)
+    loaded, meta = ItemIndex.load(snap)
+    assert meta == {"offsets": {"0": 7}, "titles": {"i1": "Crème brûlée"}}
+    for q in data[::10]:
+        assert loaded.search(q, 10) == index.search(q, 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap"]  # no .tmp or .old left
+    doc = json.loads((snap / "meta.json").read_bytes())
+    assert doc["format"] == 2
+    assert set(doc["checksums"]) == {"graph.bin", "body"}
+
+
+def _flip(path: Path, at: int) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[at] ^= 0x40
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda s: (s / "graph.bin").write_bytes((s / "graph.bin").read_bytes()[:5000]),
+         "graph.bin checksum mismatch"),
+        (lambda s: (s / "graph.bin").write_bytes(b""), "graph.bin checksum mismatch"),
+        (lambda s: _flip(s / "graph.bin", 20_000), "graph.bin checksum mismatch"),
+        (lambda s: _flip(s / "graph.bin", 10), "graph.bin checksum mismatch"),
+        (lambda s: (s / "graph.bin").unlink(), "No such file"),
+        (lambda s: (s / "meta.json").write_bytes((s / "meta.json").read_bytes()[:-40]),
+         "no readable index snapshot"),
+        (lambda s: (s / "meta.json").write_bytes(b"[1, 2]"), "no object"),
+        (lambda s: (s / "meta.json").write_text(
+            (s / "meta.json").read_text().replace('"i7": 7', '"i7": 8')),
+         "meta.json checksum mismatch"),
+        (lambda s: (s / "meta.json").write_text(
+            (s / "meta.json").read_text().replace('"format": 2', '"format": 9')),
+         "format 9"),
+        (lambda s: (s / "meta.json").unlink(), "no readable index snapshot"),
+    ],
+)  # fmt: skip
+def test_damaged_snapshot_is_refused_with_item_index_error(
+    tmp_path: Path, damage: Any, message: str
+) -> None:
+    _, _, snap = _saved(tmp_path)
+    damage(snap)
+    with pytest.raises(ItemIndexError, match=message):
+        ItemIndex.load(snap)
+
+
+def _as_format_1(snap: Path) -> None:
+    doc = json.loads((snap / "meta.json").read_bytes())
+    del doc["format"], doc["checksums"]
+    (snap / "meta.json").write_text(json.dumps(doc))
+
+
+def test_snapshot_without_checksums_still_loads(tmp_path: Path) -> None:
+    index, data, snap = _saved(tmp_path)
+    _as_format_1(snap)
+    loaded, meta = ItemIndex.load(snap)
+    assert meta["offsets"] == {"0": 7}
+    assert loaded.search(data[0], 5) == index.search(data[0], 5)
+
+
+@pytest.mark.parametrize("keep", [0, 100, 5000, 30_000])
+def test_truncated_graph_without_checksums_is_an_item_index_error(
+    tmp_path: Path, keep: int
+) -> None:
+    """hnswlib raises RuntimeError on a truncated file: it must not escape `load`."""
+    _, _, snap = _saved(tmp_path)
+    _as_format_1(snap)
+    graph = snap / "graph.bin"
+    graph.write_bytes(graph.read_bytes()[:keep])
+    with pytest.raises(ItemIndexError, match="damaged index snapshot"):
+        ItemIndex.load(snap)
+
+
+def test_id_map_inconsistent_with_graph_is_an_item_index_error(tmp_path: Path) -> None:
+    _, _, snap = _saved(tmp_path)
+    _as_format_1(snap)
+    doc = json.loads((snap / "meta.json").read_bytes())
+    doc["next_label"] = 400
+    doc["ids"]["ghost"] = 350  # a label the graph does not hold
+    (snap / "meta.json").write_text(json.dumps(doc))
+    with pytest.raises(ItemIndexError, match="damaged index snapshot"):
+        ItemIndex.load(snap)
