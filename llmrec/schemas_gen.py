@@ -20,15 +20,34 @@ _BASE = "https://llmrec.dev/schemas/"
 
 
 def dead_letter_schema() -> dict[str, Any]:
-    """The `*.dlq` record: original bytes, reason and source coordinates."""
+    """The `*.dlq` record: original bytes, reason and source coordinates.
+
+    A value (or key) too large for the document keeps only its head; `*_truncated`, `*_size`
+    and `*_sha256` then say so and identify the original (see `workers/dlq.py`).
+    """
     text = {"type": ["string", "null"]}
     encoding = {"enum": ["utf-8", "base64", "null"]}
+
+    def summary(name: str) -> dict[str, Any]:
+        return {
+            f"{name}_truncated": {
+                "const": True,
+                "description": f"Present when {name} holds only the first 1,024 bytes.",
+            },
+            f"{name}_size": {"type": "integer", "description": f"Bytes of the original {name}."},
+            f"{name}_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        }
+
     return {
         "title": "DeadLetter",
         "type": "object",
         "required": ["error", "kind", "source", "value", "value_encoding", "failed_at"],
         "properties": {
-            "error": {"type": "string", "description": "Why the record was rejected."},
+            "error": {
+                "type": "string",
+                "maxLength": 4000,
+                "description": "Why the record was rejected.",
+            },
             "kind": {"enum": ["invalid", "unknown_item", "processing_error"]},
             "source": {
                 "type": "object",
@@ -43,6 +62,8 @@ def dead_letter_schema() -> dict[str, Any]:
             "key_encoding": encoding,
             "value": {**text, "description": "The original bytes: utf-8 text or base64."},
             "value_encoding": encoding,
+            **summary("key"),
+            **summary("value"),
             "failed_at": {"type": "number"},
         },
     }

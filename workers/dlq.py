@@ -2,11 +2,16 @@
 
 A bad record is validated at the edge, sent here with its reason, counted, and the stream
 carries on. The DLQ value is JSON (schema: llmrec/schemas/dead_letter.json).
+
+A record can only cost itself: a value (or key) too large for the document is replaced by its
+first `HEAD_BYTES`, its size and its SHA-256, and `dead_letter` never raises — a DLQ that cannot
+be written is counted and logged, and the stream still carries on.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import time
 from typing import Any
@@ -16,18 +21,62 @@ from faust.types import EventT, TopicT
 
 from workers import metrics
 
-__all__ = ["dead_letter", "dead_letter_record"]
+__all__ = [
+    "DLQ_MAX_ERROR_CHARS",
+    "DLQ_MAX_KEY_BYTES",
+    "DLQ_MAX_VALUE_BYTES",
+    "HEAD_BYTES",
+    "dead_letter",
+    "dead_letter_event",
+    "dead_letter_record",
+]
 
 log = logging.getLogger(__name__)
 
+DLQ_MAX_VALUE_BYTES = 256 * 1024
+"""The most the value may take in the document, as JSON text. The producer's request limit is
+1 MB and base64 grows bytes by 4/3: a 192 KiB binary value still goes whole."""
+DLQ_MAX_KEY_BYTES = 4 * 1024
+"""The same for the key (ids are at most 256 characters)."""
+DLQ_MAX_ERROR_CHARS = 4_000
+"""The reason is cut here: a processing error's message can be as long as it likes."""
+HEAD_BYTES = 1_024
+"""What is kept of an oversized value or key."""
 
-def _payload(raw: bytes | None) -> tuple[str | None, str]:
-    if raw is None:
-        return None, "null"
+
+def _text(raw: bytes) -> tuple[str, str]:
     try:
         return raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         return base64.b64encode(raw).decode("ascii"), "base64"
+
+
+def _head(raw: bytes) -> tuple[str, str]:
+    """The first `HEAD_BYTES` as text; a UTF-8 character cut at the end is dropped, not base64."""
+    head = raw[:HEAD_BYTES]
+    try:
+        return head.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":
+            return head[: exc.start].decode("utf-8"), "utf-8"
+        return base64.b64encode(head).decode("ascii"), "base64"
+
+
+def _field(name: str, raw: bytes | None, limit: int) -> dict[str, Any]:
+    """`name`, `name_encoding` and, when the text would pass `limit` bytes, the summary fields."""
+    if raw is None:
+        return {name: None, f"{name}_encoding": "null"}
+    text, encoding = _text(raw)
+    if len(orjson.dumps(text)) <= limit:
+        return {name: text, f"{name}_encoding": encoding}
+    head, encoding = _head(raw)
+    return {
+        name: head,
+        f"{name}_encoding": encoding,
+        f"{name}_truncated": True,
+        f"{name}_size": len(raw),
+        f"{name}_sha256": hashlib.sha256(raw).hexdigest(),
+    }
 
 
 def dead_letter_record(
@@ -40,19 +89,22 @@ def dead_letter_record(
     partition: int,
     offset: int,
 ) -> dict[str, Any]:
-    """The DLQ JSON document for one rejected record."""
-    value, value_encoding = _payload(raw)
-    key_text, key_encoding = _payload(key)
+    """The DLQ JSON document for one rejected record; value, key and reason are each capped."""
+    # "replace": a lone surrogate in an exception message would make the document unencodable
+    reason = error[:DLQ_MAX_ERROR_CHARS].encode("utf-8", "replace").decode("utf-8")
     return {
-        "error": error,
+        "error": reason,
         "kind": kind,
         "source": {"topic": topic, "partition": partition, "offset": offset},
-        "key": key_text,
-        "key_encoding": key_encoding,
-        "value": value,
-        "value_encoding": value_encoding,
+        **_field("key", key, DLQ_MAX_KEY_BYTES),
+        **_field("value", raw, DLQ_MAX_VALUE_BYTES),
         "failed_at": time.time(),
     }
+
+
+def _message_key(key: bytes | None, doc: dict[str, Any]) -> bytes | None:
+    """The DLQ message's own key: the original, or its SHA-256 (hex) when the document cut it."""
+    return str(doc["key_sha256"]).encode("ascii") if doc.get("key_truncated") else key
 
 
 async def dead_letter(
@@ -66,13 +118,25 @@ async def dead_letter(
     partition: int,
     offset: int,
 ) -> None:
-    """Send one record to `dlq` with its reason; count and log it (no payload in the log)."""
-    doc = dead_letter_record(
-        raw=raw, key=key, error=error, kind=kind, topic=topic, partition=partition, offset=offset
-    )
+    """Send one record to `dlq` with its reason; count and log it (no payload in the log).
+
+    Never raises (bar cancellation): a failed send is counted in `llmrec_dlq_send_failures`
+    and logged with the source coordinates, and the caller carries on.
+    """
     metrics.DLQ.labels(source=topic, kind=kind).inc()
     log.warning("dead-letter %s %s[%d]@%d: %s", kind, topic, partition, offset, error[:300])
-    await dlq.send(key=key, value=orjson.dumps(doc))
+    try:
+        doc = dead_letter_record(
+            raw=raw, key=key, error=error, kind=kind,
+            topic=topic, partition=partition, offset=offset,
+        )  # fmt: skip
+        await dlq.send(key=_message_key(key, doc), value=orjson.dumps(doc))
+    except Exception as exc:  # the DLQ must never stop the stream
+        metrics.DLQ_SEND_FAILURES.labels(source=topic).inc()
+        log.error(  # no traceback: it could carry the payload
+            "dead-letter send failed, record dropped: %s %s[%d]@%d: %s",
+            kind, topic, partition, offset, type(exc).__name__,
+        )  # fmt: skip
 
 
 async def dead_letter_event(dlq: TopicT, event: EventT[bytes], error: str, kind: str) -> None:

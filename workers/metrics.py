@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 __all__ = [
     "DLQ",
+    "DLQ_SEND_FAILURES",
     "ENCODE_BATCH",
     "ENCODE_SECONDS",
     "EVENTS_IN",
@@ -34,6 +35,12 @@ REROUTED = Counter(
 )
 DLQ = Counter(
     "llmrec_dlq", "Records sent to a dead-letter topic.", ["source", "kind"], registry=REGISTRY
+)
+DLQ_SEND_FAILURES = Counter(
+    "llmrec_dlq_send_failures",
+    "Dead letters that could not be written (the record is dropped, the stream carries on).",
+    ["source"],
+    registry=REGISTRY,
 )
 ENCODE_BATCH = Histogram(
     "llmrec_encode_batch_size",

@@ -35,8 +35,9 @@ __all__ = ["IndexReplica", "VectorRecord", "decode_vector", "encode_vector"]
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"IV1"
-_HEAD = struct.Struct("<3sH")
+_MAGIC = b"IV2"
+_HEAD = struct.Struct("<3sI")  # magic, header length (32-bit)
+_HEADS = {_MAGIC: _HEAD, b"IV1": struct.Struct("<3sH")}  # IV1: 16-bit length, read only
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,20 +51,29 @@ class VectorRecord:
 
 
 def encode_vector(rec: VectorRecord) -> bytes:
-    """Compact binary value: magic, header length, JSON header, raw float32 vector."""
+    """Compact binary value: magic `IV2`, 32-bit header length, JSON header, float32 vector."""
     head = orjson.dumps({"title": rec.title, "categories": list(rec.categories), "ts": rec.ts})
     vec = np.ascontiguousarray(rec.vector, dtype="<f4").tobytes()
     return _HEAD.pack(_MAGIC, len(head)) + head + vec
 
 
 def decode_vector(raw: bytes) -> VectorRecord:
-    magic, n = _HEAD.unpack_from(raw)
-    if magic != _MAGIC:
-        raise ValueError(f"not an item-vector record (magic {magic!r})")
-    start = _HEAD.size
-    head = orjson.loads(raw[start : start + n])
-    vector = np.frombuffer(raw[start + n :], dtype="<f4").astype(np.float32)
-    return VectorRecord(head["title"], tuple(head.get("categories", ())), head["ts"], vector)
+    """Read an `IV2` value, or an `IV1` one (16-bit header length); ValueError if it is neither."""
+    fmt = _HEADS.get(bytes(raw[:3]))
+    if fmt is None or len(raw) < fmt.size:
+        raise ValueError(f"not an item-vector record (starts {bytes(raw[:3])!r})")
+    _, n = fmt.unpack_from(raw)
+    start, end = fmt.size, fmt.size + n
+    if end > len(raw) or (len(raw) - end) % 4:
+        raise ValueError(f"item-vector record of {len(raw)} bytes cut short or misaligned")
+    try:
+        head = orjson.loads(raw[start:end])
+        title, ts = head["title"], head["ts"]
+        categories = tuple(head.get("categories", ()))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"unreadable item-vector header ({type(exc).__name__})") from None
+    vector = np.frombuffer(raw[end:], dtype="<f4").astype(np.float32)
+    return VectorRecord(title, categories, ts, vector)
 
 
 OnChange = Callable[[list[tuple[str, VectorRecord]], list[str]], Awaitable[None]]
