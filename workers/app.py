@@ -55,6 +55,14 @@ def make_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        # Faust's own pages only on request (LLMREC_WEB_DEBUG_PAGES): /table serves raw user
+        # state unauthenticated. `app.table_route` proxies through `app.router` (the assignor's
+        # host map), not the /router page, so our routed views work with it off.
+        web_tables_enabled=settings.web_debug_pages,
+        web_router_enabled=settings.web_debug_pages,
+        web_graph_enabled=settings.web_debug_pages,
+        web_stats_enabled=settings.web_debug_pages,
+        web_metrics_enabled=settings.web_debug_pages,
         table_cleanup_interval=60.0,
     )
 

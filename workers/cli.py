@@ -16,6 +16,7 @@ from workers import (
     cli_kafka,
     cli_pipeline,
     cli_ranker,
+    logsafety,
 )
 from workers.cli_eval import eval_command
 
@@ -53,6 +54,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logsafety.install()  # rate limit repeats, no payloads in messages or tracebacks
 
 
 def main() -> None:

@@ -44,10 +44,18 @@ def worker(
 
     import workers.agents
     import workers.web  # noqa: F401 - registers the views
+    from workers import logsafety
     from workers.app import app
 
+    class SafeLogWorker(Worker):
+        # mode's Worker clears the root handlers and builds its own when it starts; this hook
+        # runs right after, so the log-safety filter sits on the handlers the worker uses.
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            logsafety.install(logger)
+
     log.info("worker %s on %s, web :%d", settings.app_id, settings.bootstrap, settings.web_port)
-    Worker(app, loglevel=loglevel).execute_from_commandline()
+    SafeLogWorker(app, loglevel=loglevel).execute_from_commandline()
 
 
 async def replay(

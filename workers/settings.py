@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     recommend_k: int = Field(default=10, ge=1, le=200)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
+    # Faust's built-in pages (/table/<table>/<key> serves any user's raw state without auth;
+    # /router, /graph, the stats index, /performance): off unless this is set.
+    web_debug_pages: bool = False
     store: str = "rocksdb"  # rocksdb (rocksdict) or memory
     encoder_variant: str = "int8"
     # A version folder under the model root (e.g. `r2-op18-ft-…` from `llmrec tune-encoder`);

@@ -4,11 +4,15 @@
 /metrics   Prometheus text format
 /users/{user_id}/recommendations   routed to the worker that owns the user's partition
 /items/{item_id}/similar           any worker (each holds the full index)
+
+Bad query parameters or ids answer 400 with {"error": ...}, never 500. Faust's own pages
+(/table, /router, ...) are off unless LLMREC_WEB_DEBUG_PAGES is set (see `workers.app`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faust.web import Request, Response, View
@@ -16,9 +20,44 @@ from faust.web import Request, Response, View
 from workers import metrics
 from workers.agents.runtime import Runtime
 from workers.app import app
+from workers.settings import get_settings
 from workers.tables import user_state
 
-__all__ = ["health", "item_similar", "prometheus", "user_recommendations"]
+__all__ = [
+    "K_MAX",
+    "MAX_ID_CHARS",
+    "check_id",
+    "health",
+    "item_similar",
+    "parse_k",
+    "prometheus",
+    "user_recommendations",
+]
+
+K_MAX = 200
+"""Largest list a request may ask for: the upper bound of `Settings.recommend_k`."""
+MAX_ID_CHARS = 256
+SIMILAR_K = 10
+
+
+def parse_k(raw: str | None, default: int) -> int:
+    """The `k` query parameter: `default` when absent, else an integer in 1..K_MAX.
+
+    Raises ValueError naming the parameter and the allowed range (the view answers 400).
+    """
+    if raw is None:
+        return default
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9 or not 1 <= int(raw) <= K_MAX:
+        raise ValueError(f"k must be an integer from 1 to {K_MAX}")
+    return int(raw)
+
+
+def check_id(name: str, value: str) -> str:
+    """`value` if it is a usable path id (1..MAX_ID_CHARS characters), else ValueError."""
+    if not value or len(value) > MAX_ID_CHARS:
+        raise ValueError(f"{name} must be 1 to {MAX_ID_CHARS} characters long")
+    return value
 
 
 def _consumer_lag() -> dict[str, int]:
@@ -69,10 +108,20 @@ async def prometheus(web: View, request: Request) -> Response:
 
 
 @app.page("/users/{user_id}/recommendations")
-@app.table_route(table=user_state, match_info="user_id")
 async def user_recommendations(web: View, request: Request, user_id: str) -> Response:
+    # Checked here, before routing: a bad request is answered by whichever worker gets it.
+    try:
+        check_id("user_id", user_id)
+        parse_k(request.query.get("k"), get_settings().recommend_k)
+    except ValueError as exc:
+        return web.error(400, str(exc))
+    return await _on_owner(web, request, user_id=user_id)
+
+
+async def _recommend_here(web: View, request: Request, user_id: str) -> Response:
+    """The list, computed on the worker that owns the user's partition."""
     rt = await Runtime.get()
-    k = int(request.query.get("k", rt.settings.recommend_k))
+    k = parse_k(request.query.get("k"), rt.settings.recommend_k)
     state = user_state.get(user_id.encode())
     items = rt.engine.recommend(state, k, now=time.time())
     return web.json(
@@ -84,10 +133,21 @@ async def user_recommendations(web: View, request: Request, user_id: str) -> Res
     )
 
 
+# Proxies the request to the owner's same URL, found with `app.router` (the assignor's host
+# map): it needs no /router page, which stays off by default.
+_on_owner: Callable[..., Awaitable[Response]] = app.table_route(
+    table=user_state, match_info="user_id"
+)(_recommend_here)
+
+
 @app.page("/items/{item_id}/similar")
 async def item_similar(web: View, request: Request, item_id: str) -> Response:
+    try:
+        check_id("item_id", item_id)
+        k = parse_k(request.query.get("k"), SIMILAR_K)
+    except ValueError as exc:
+        return web.error(400, str(exc))
     rt = await Runtime.get()
-    k = int(request.query.get("k", 10))
     index = rt.replica.index
     vec = index.vector(item_id)
     if vec is None:
