@@ -13,7 +13,7 @@ export OMP_NUM_THREADS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help demo test lint typecheck unit integration bench-encoder bench-pipeline bench-ranker eval \
+.PHONY: help demo test chaos lint typecheck unit integration bench-encoder bench-pipeline bench-ranker eval \
         kafka-up kafka-down kafka-status model clean distclean
 
 help: ## list the commands
@@ -34,8 +34,11 @@ model: $(STAMP) ## export the encoder to ONNX (skips valid artifacts)
 demo: $(STAMP) $(KAFKA_JARS) model ## the main job: broker, worker, MovieLens replay, live recommendations
 	$(BIN)/llmrec demo
 
-test: $(STAMP) $(KAFKA_JARS) model lint typecheck ## everything CI runs: lint, types, all tests (real broker)
-	$(BIN)/python -m pytest
+test: $(STAMP) $(KAFKA_JARS) model lint typecheck ## lint, types, unit, integration and end-to-end tests (real broker)
+	$(BIN)/python -m pytest --ignore=tests/chaos
+
+chaos: $(STAMP) $(KAFKA_JARS) model ## the chaos tier: malformed floods, kill -9 of workers and broker, damaged snapshots
+	$(BIN)/python -m pytest tests/chaos -s
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -51,6 +51,12 @@ def make_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=4096,
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        # Crash recovery: a restarted worker rejoins under the same static member id and takes
+        # its partitions back without a rebalance; a worker gone for good is replaced after
+        # `session_timeout_s` (Faust's default of 60 s left partitions unserved that long).
+        consumer_group_instance_id=settings.member_id,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
         web_enabled=True,
         web_host=settings.web_host,
         web_port=settings.web_port,

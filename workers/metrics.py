@@ -5,15 +5,20 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = [
+    "BAD_VECTORS",
+    "BROKER_UP",
     "DLQ",
     "DLQ_SEND_FAILURES",
+    "DUPLICATES",
     "ENCODE_BATCH",
     "ENCODE_SECONDS",
     "EVENTS_IN",
     "INDEX_ITEMS",
     "LAG",
     "LATENCY",
+    "LOOP_RESTARTS",
     "PARKED",
+    "PARK_HOPS",
     "RECS_OUT",
     "REGISTRY",
     "REROUTED",
@@ -55,8 +60,10 @@ ENCODE_SECONDS = Histogram(
     registry=REGISTRY,
 )
 INDEX_ITEMS = Gauge("llmrec_index_items", "Items in the local HNSW replica.", registry=REGISTRY)
-PARKED = Gauge(
-    "llmrec_parked_events", "Events waiting for their item to be indexed.", registry=REGISTRY
+PARKED = Counter(
+    "llmrec_parked_events",
+    "Events parked on events-parked because their item was not indexed yet.",
+    registry=REGISTRY,
 )
 LATENCY = Histogram(
     "llmrec_event_to_recommendation_seconds",
@@ -66,6 +73,32 @@ LATENCY = Histogram(
 )
 LAG = Gauge(
     "llmrec_consumer_lag", "Records behind the log end, by topic.", ["topic"], registry=REGISTRY
+)
+
+
+LOOP_RESTARTS = Counter(
+    "llmrec_loop_restarts",
+    "Background loops (item replica, ...) restarted after an error.",
+    ["loop"],
+    registry=REGISTRY,
+)
+BAD_VECTORS = Counter(
+    "llmrec_bad_item_vectors", "item-vectors records skipped as unreadable.", registry=REGISTRY
+)
+BROKER_UP = Gauge(
+    "llmrec_broker_up", "1 when the broker answered a metadata request in the last 2 s.",
+    registry=REGISTRY,
+)  # fmt: skip
+DUPLICATES = Counter(
+    "llmrec_duplicate_events",
+    "Events redelivered after a crash and recognised by their event_id: answered, not re-applied.",
+    registry=REGISTRY,
+)
+PARK_HOPS = Counter(
+    "llmrec_park_hops",
+    "Parked events by what a retry did with them (released, requeued, expired).",
+    ["outcome"],
+    registry=REGISTRY,
 )
 
 

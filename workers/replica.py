@@ -76,6 +76,9 @@ def decode_vector(raw: bytes) -> VectorRecord:
     return VectorRecord(title, categories, ts, vector)
 
 
+_BACKOFF_MIN_S = 0.5
+_BACKOFF_MAX_S = 10.0
+
 OnChange = Callable[[list[tuple[str, VectorRecord]], list[str]], Awaitable[None]]
 
 
@@ -106,6 +109,8 @@ class IndexReplica:
         self._end: dict[int, int] = {}
         self.caught_up = asyncio.Event()
         self.last_poll_ok = 0.0
+        self.broker_ok_at = 0.0
+        self.failures = 0
         self._consumer: AIOKafkaConsumer | None = None
 
     # -- snapshot ----------------------------------------------------------------------------
@@ -145,7 +150,54 @@ class IndexReplica:
         return sum(max(0, end - self._next.get(p, 0)) for p, end in self._end.items())
 
     async def run(self) -> None:
-        """Assign every partition, seek to the snapshot offsets, apply records until cancelled."""
+        """Apply records until cancelled; after any error, start again with backoff.
+
+        Progress (`_next`) lives in this object, so a restarted consumer resumes where the last
+        one stopped. A broker that dies and comes back costs a few reconnects, never the replica.
+        """
+        backoff = _BACKOFF_MIN_S
+        while True:
+            started = time.monotonic()
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                metrics.LOOP_RESTARTS.labels(loop="replica").inc()
+                if time.monotonic() - started > 60.0:
+                    backoff = _BACKOFF_MIN_S  # it had been running fine: start over gently
+                log.warning(
+                    "item replica: %s: %s; reconnecting in %.1f s",
+                    type(exc).__name__, str(exc)[:200], backoff,
+                )  # fmt: skip
+                await asyncio.sleep(backoff)
+                backoff = min(_BACKOFF_MAX_S, backoff * 2)
+
+    async def probe(self, every_s: float = 0.5, timeout_s: float = 1.0) -> None:
+        """Ask the broker for metadata every `every_s`: `broker_ok_at` says when it last answered.
+
+        A consumer's `getmany` returns empty batches while the broker is down, so polling alone
+        cannot tell an idle topic from a dead broker.
+        """
+        while True:
+            consumer = self._consumer
+            if consumer is not None:
+                try:
+                    await asyncio.wait_for(consumer._client.fetch_all_metadata(), timeout_s)
+                    self.broker_ok_at = time.time()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    pass
+            await asyncio.sleep(every_s)
+
+    def broker_ok(self, within_s: float = 2.0) -> bool:
+        """Whether the broker answered a metadata request in the last `within_s` seconds."""
+        return time.time() - self.broker_ok_at < within_s
+
+    async def _consume(self) -> None:
+        """One consumer's life: assign every partition, seek to `_next`, apply records."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             group_id=None,
@@ -154,8 +206,8 @@ class IndexReplica:
             fetch_max_bytes=16 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
-        self._consumer = consumer
         await consumer.start()
+        self._consumer = consumer
         try:
             tps = await assign_all(consumer, self.topic, timeout_s=60.0)
             for tp in tps:
@@ -164,6 +216,7 @@ class IndexReplica:
                 else:
                     await consumer.seek_to_beginning(tp)
             self._end = {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()}
+            self.broker_ok_at = time.time()
             log.info("replica of %s: resume at %s, end %s", self.topic, self._next, self._end)
             last_snapshot = time.monotonic()
             while True:
@@ -187,8 +240,8 @@ class IndexReplica:
                 metrics.INDEX_ITEMS.set(len(self.index))
                 metrics.LAG.labels(topic=self.topic).set(self.lag())
         finally:
-            await consumer.stop()
             self._consumer = None
+            await consumer.stop()
 
     async def _apply(self, records: list[Any]) -> None:
         """Apply one partition's records in order: runs of upserts in one batch, then deletes."""
@@ -203,10 +256,15 @@ class IndexReplica:
                 deleted.append(item_id)
                 continue
             try:
-                upserts[item_id] = decode_vector(rec.value)
-            except (ValueError, KeyError, struct.error) as exc:
-                log.error("skipping bad item-vector %s@%d: %s", item_id, rec.offset, exc)
+                got = decode_vector(rec.value)
+                if got.vector.shape != (self.index.dim,) or not np.isfinite(got.vector).all():
+                    raise ValueError(f"vector of shape {got.vector.shape} or not finite")
+            except (ValueError, KeyError, TypeError, struct.error) as exc:
+                # A record the index cannot take would fail the whole batch on every restart.
+                metrics.BAD_VECTORS.inc()
+                log.error("skipping bad item-vector %s@%d: %s", item_id[:64], rec.offset, exc)
                 continue
+            upserts[item_id] = got
             if item_id in deleted:
                 deleted.remove(item_id)
         for item_id in deleted:

@@ -5,6 +5,7 @@ The core (`llmrec/`) never reads the environment; commands build its typed confi
 
 from __future__ import annotations
 
+import socket
 from functools import lru_cache
 from pathlib import Path
 
@@ -64,10 +65,19 @@ class Settings(BaseSettings):
     # order and answered by one list (bounded wait: a batch closes after `within` seconds).
     event_batch_size: int = Field(default=256, ge=1, le=10_000)
     event_batch_within_s: float = Field(default=0.01, gt=0)
-    park_max_per_item: int = Field(default=32, ge=0)
-    park_max_total: int = Field(default=10_000, ge=0)
+    # An event for an item not indexed yet waits on `events-parked`: looked at again every
+    # `park_retry_s`, dead-lettered after `park_timeout_s` (workers/agents/parking.py).
+    park_retry_s: float = Field(default=1.0, gt=0)
     park_timeout_s: float = Field(default=60.0, gt=0)
+    # An event stamped further ahead of this worker's clock is refused: it would stay
+    # "popular now" for as long as it is ahead.
+    max_future_skew_s: float = Field(default=86_400.0, ge=0)
     snapshot_every_s: float = Field(default=30.0, gt=0)
+    # Consumer-group membership (Kafka static membership, KIP-345): `worker_id` must be stable
+    # across restarts of one worker and unique in the group; default host + web port.
+    worker_id: str | None = None
+    session_timeout_s: float = Field(default=10.0, ge=6.0)  # the broker's minimum is 6 s
+    heartbeat_interval_s: float = Field(default=2.0, gt=0)
     startup_catchup_timeout_s: float = Field(default=120.0, gt=0)
 
     @field_validator("kafka_heap")
@@ -80,6 +90,11 @@ class Settings(BaseSettings):
     @property
     def ranker_root(self) -> Path:
         return self.ranker_dir or self.model_dir / "ranker"
+
+    @property
+    def member_id(self) -> str:
+        """The static group member id of this worker (`worker_id`, else host and web port)."""
+        return self.worker_id or f"{self.app_id}-{socket.gethostname()}-{self.web_port}"
 
     @property
     def bootstrap(self) -> str:

@@ -31,6 +31,7 @@ def topic_names(settings: Settings) -> dict[str, str]:
         "item_vectors": f"{p}item-vectors",
         "events": f"{p}events",
         "events_by_user": f"{p}events-by-user",
+        "events_parked": f"{p}events-parked",
         "recommendations": f"{p}recommendations",
         "events_dlq": f"{p}events.dlq",
         "items_dlq": f"{p}items.dlq",

@@ -17,6 +17,7 @@ __all__ = [
     "events",
     "events_by_user",
     "events_dlq",
+    "events_parked",
     "item_vectors",
     "items",
     "items_dlq",
@@ -45,6 +46,8 @@ item_vectors = _topic("item_vectors", compact=True)
 events = _topic("events")
 # Internal repartition topic: events whose key was not their user_id, re-keyed by user_id.
 events_by_user = _topic("events_by_user")
+# Events whose item is not indexed yet, waiting durably (workers.agents.parking).
+events_parked = _topic("events_parked")
 recommendations = _topic("recommendations")
 events_dlq = _topic("events_dlq")
 items_dlq = _topic("items_dlq")

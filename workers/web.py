@@ -17,7 +17,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
-from workers import metrics
+from workers import metrics, topics
 from workers.agents.runtime import Runtime
 from workers.app import app
 from workers.settings import get_settings
@@ -86,7 +86,7 @@ async def health(web: View, request: Request) -> Response:
     lag = _consumer_lag()
     for topic, n in lag.items():
         metrics.LAG.labels(topic=topic).set(n)
-    broker_ok = time.time() - replica.last_poll_ok < 10.0
+    broker_ok = replica.broker_ok()  # a metadata answer in the last 2 s
     doc: dict[str, Any] = {
         "status": "ok" if broker_ok and replica.caught_up.is_set() else "degraded",
         "broker_reachable": broker_ok,
@@ -94,7 +94,8 @@ async def health(web: View, request: Request) -> Response:
         "index_items": len(replica.index),
         "index_lag": replica.lag(),
         "consumer_lag": lag,
-        "parked_events": len(rt.parking),
+        "parked_events": lag.get(topics.events_parked.get_topic_name(), 0),
+        "replica_restarts": replica.failures,
         "model": rt.model.model_dump(),
     }
     return web.json(doc, status=200 if doc["status"] == "ok" else 503)

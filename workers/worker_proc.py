@@ -57,6 +57,13 @@ class WorkerProcess:
                 self.proc.wait(5)
         return self.proc.returncode
 
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group (a crash: no shutdown code runs)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
     def get(self, path: str, timeout: float = 5.0) -> tuple[int, Any]:
         """(status, JSON body) of a GET on the worker's web server; (0, None) when unreachable."""
         url = f"http://127.0.0.1:{self.web_port}{path}"

@@ -30,13 +30,17 @@ import orjson
 from llmrec.data.contract import LineError, iter_lines, no_valid_record, require_file
 from llmrec.data.convert import Conversion
 from llmrec.data.markup import clean_text, is_markup, shorten, strip_html
-from llmrec.events import MAX_TEXT_CHARS
+from llmrec.events import (
+    MAX_ATTRIBUTE_CHARS,
+    MAX_CATEGORIES,
+    MAX_LABEL_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TITLE_CHARS,
+)
 from llmrec.exceptions import DatasetError, InvalidRecordError
 
 __all__ = ["convert_amazon2018", "item_from_meta", "rating_row_event", "review_event"]
 
-MAX_TITLE_CHARS = 1_000
-MAX_CATEGORIES = 64
 # Description paragraphs that are store boilerplate, not about the item.
 _BOILERPLATE = ("Learn more about auto-renewal subscriptions",)
 
@@ -108,7 +112,7 @@ def item_from_meta(doc: Mapping[str, Any]) -> dict[str, Any]:
     if description:
         record["description"] = description[:MAX_TEXT_CHARS]
     if brand:
-        record["attributes"] = {"brand": brand}
+        record["attributes"] = {"brand": brand[:MAX_ATTRIBUTE_CHARS]}
     return record
 
 
@@ -297,7 +301,9 @@ def _description(value: object) -> str | None:
 
 
 def _categories(value: object) -> list[str]:
-    names = dict.fromkeys(c for c in (strip_html(v) for v in _strings(value)) if c)
+    names = dict.fromkeys(
+        shorten(c, MAX_LABEL_CHARS) for c in (strip_html(v) for v in _strings(value)) if c
+    )
     return list(names)[:MAX_CATEGORIES]
 
 

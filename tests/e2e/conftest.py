@@ -25,7 +25,14 @@ ENCODER_BACKEND = os.environ.get("LLMREC_E2E_ENCODER", "onnx")
 class Pipeline:
     """One worker process plus Kafka helpers bound to its (unique) topics."""
 
-    def __init__(self, bootstrap: str, state_dir: Path, unique: str, log_path: Path) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        state_dir: Path,
+        unique: str,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         env = {
             "LLMREC_BOOTSTRAP_SERVERS": bootstrap,
             "LLMREC_STATE_DIR": str(state_dir),
@@ -37,6 +44,7 @@ class Pipeline:
             "LLMREC_PARK_TIMEOUT_S": "20",
             "LLMREC_RANKER_DIR": str(state_dir.parent / "ranker"),
             "LLMREC_RANKER_POLL_S": "0.5",
+            **(extra_env or {}),
         }
         self.ranker_dir = state_dir.parent / "ranker"
         self.settings = Settings(

@@ -10,7 +10,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from llmrec.index import ItemIndex
-from workers.agents.parking import ParkedEvent, ParkingLot
 from workers.replica import IndexReplica, VectorRecord, decode_vector, encode_vector
 from workers.settings import Settings
 from workers.topic_admin import ensure_topics, topic_names
@@ -32,20 +31,6 @@ def test_vector_record_round_trip_is_compact() -> None:
     assert back.ts == 12.5
     np.testing.assert_array_equal(back.vector, rec.vector)
     assert len(raw) < DIM * 4 + 80
-
-
-def test_parking_lot_is_bounded_and_expires() -> None:
-    lot = ParkingLot(max_per_item=2, max_total=3, timeout_s=10)
-    ev = ParkedEvent("u", b"{}", b"u", "events", 0, 1, parked_at=100.0)
-    assert lot.park("a", ev) is None
-    assert lot.park("a", ev) is None
-    assert "already wait" in (lot.park("a", ev) or "")
-    assert lot.park("b", ev) is None
-    assert "full" in (lot.park("c", ev) or "")
-    assert [e.user_id for e in lot.release("a")] == ["u", "u"]
-    assert len(lot) == 1
-    assert [i for i, _ in lot.expired(now=111.0)] == ["b"]
-    assert len(lot) == 0
 
 
 async def _replica_run(replica: IndexReplica, until: int) -> None:

@@ -1,76 +1,77 @@
-"""The parking lot: events whose item is not indexed yet wait here, bounded, per item.
+"""Parking: an event whose item is not indexed yet waits on the `events-parked` topic.
 
-When the item's vector reaches the local replica the events are released (and replayed through
-the `events-by-user` topic, so the agent that owns the user applies them); an event that waits
-longer than the timeout, or does not fit, goes to the dead-letter topic. Parked events live in
-memory: their offsets are already committed, so a crash loses them (at-most-once for parked
-events only; documented).
+Durable by construction: an event is produced to `events-parked` before its own offset is
+committed, and the parked agent releases it (to `events-by-user`) or re-queues it before
+committing its offset, so a crash at any point delivers it again rather than losing it
+(at-least-once; the user state's event-id memory makes a second delivery change nothing).
+
+Each hop waits `retry_s` (checking the index meanwhile, so a release waits at most one poll
+once the event reaches the head of its partition); an event whose item is still unknown
+`timeout_s` after it was first parked goes to the dead-letter topic. The hop time, the first
+park time and the original coordinates travel in Kafka headers, so the value stays the
+producer's bytes.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
-__all__ = ["ParkedEvent", "ParkingLot"]
+__all__ = ["Ticket", "Verdict", "verdict"]
+
+_PARKED_AT = "llmrec-parked-at"
+_HOP_AT = "llmrec-hop-at"
+_SOURCE = "llmrec-source"
+
+Headers = Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None
 
 
 @dataclass(frozen=True, slots=True)
-class ParkedEvent:
-    user_id: str
-    raw: bytes
-    key: bytes | None
+class Ticket:
+    """Where a parked event came from and when it was first parked."""
+
+    parked_at: float
     topic: str
     partition: int
     offset: int
-    parked_at: float
+
+    def headers(self, hop_at: float) -> list[tuple[str, bytes]]:
+        """Kafka headers for one hop of this event (released or re-queued)."""
+        return [
+            (_PARKED_AT, repr(self.parked_at).encode()),
+            (_HOP_AT, repr(hop_at).encode()),
+            (_SOURCE, f"{self.partition}:{self.offset}:{self.topic}".encode()),
+        ]
+
+    @classmethod
+    def from_headers(cls, headers: Headers) -> tuple[Ticket, float] | None:
+        """The ticket and hop time carried by `headers`; None when they carry none (or junk)."""
+        found = dict(headers.items() if isinstance(headers, Mapping) else headers or ())
+        try:
+            partition, offset, topic = found[_SOURCE].decode().split(":", 2)
+            ticket = cls(float(found[_PARKED_AT]), topic, int(partition), int(offset))
+            return ticket, float(found.get(_HOP_AT, found[_PARKED_AT]))
+        except (KeyError, ValueError, UnicodeDecodeError):
+            return None
 
 
-class ParkingLot:
-    """Bounded per item and in total; oldest-first expiry."""
+class Verdict(StrEnum):
+    RELEASE = "released"  # the item is indexed: send the event on to its user
+    WAIT = "wait"  # not yet time to look again
+    REQUEUE = "requeued"  # still unknown: park it again for another hop
+    EXPIRE = "expired"  # unknown for `timeout_s`: dead-letter it
 
-    def __init__(self, max_per_item: int, max_total: int, timeout_s: float) -> None:
-        self.max_per_item = max_per_item
-        self.max_total = max_total
-        self.timeout_s = timeout_s
-        self._by_item: OrderedDict[str, list[ParkedEvent]] = OrderedDict()
-        self._total = 0
 
-    def __len__(self) -> int:
-        return self._total
-
-    def park(self, item_id: str, event: ParkedEvent) -> str | None:
-        """Park `event`; returns None, or the reason it could not be parked."""
-        if self._total >= self.max_total:
-            return f"unknown item {item_id!r} and the parking lot is full ({self.max_total})"
-        waiting = self._by_item.setdefault(item_id, [])
-        if len(waiting) >= self.max_per_item:
-            return f"unknown item {item_id!r} and {self.max_per_item} events already wait for it"
-        waiting.append(event)
-        self._total += 1
-        return None
-
-    def release(self, item_id: str) -> list[ParkedEvent]:
-        """The events waiting for `item_id`, in arrival order (removed from the lot)."""
-        waiting = self._by_item.pop(item_id, [])
-        self._total -= len(waiting)
-        return waiting
-
-    def expired(self, now: float | None = None) -> list[tuple[str, ParkedEvent]]:
-        """Remove and return the events parked longer than the timeout."""
-        cutoff = (time.time() if now is None else now) - self.timeout_s
-        out: list[tuple[str, ParkedEvent]] = []
-        for item_id in list(self._by_item):
-            waiting = self._by_item[item_id]
-            old = [e for e in waiting if e.parked_at <= cutoff]
-            if not old:
-                continue
-            out.extend((item_id, e) for e in old)
-            rest = [e for e in waiting if e.parked_at > cutoff]
-            if rest:
-                self._by_item[item_id] = rest
-            else:
-                del self._by_item[item_id]
-            self._total -= len(old)
-        return out
+def verdict(
+    *, known: bool, now: float, hop_at: float, parked_at: float, retry_s: float, timeout_s: float
+) -> tuple[Verdict, float]:
+    """What to do with a parked event now, and (for WAIT) how long until its next look."""
+    if known:
+        return Verdict.RELEASE, 0.0
+    if now - parked_at >= timeout_s:
+        return Verdict.EXPIRE, 0.0
+    due = hop_at + retry_s
+    if now < due:
+        return Verdict.WAIT, due - now
+    return Verdict.REQUEUE, 0.0

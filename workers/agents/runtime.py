@@ -21,9 +21,7 @@ from llmrec.index import ItemIndex
 from llmrec.ranker.store import RankerWatcher
 from llmrec.types import TextEncoder
 from workers import metrics, topics
-from workers.agents.parking import ParkingLot
 from workers.app import app
-from workers.dlq import dead_letter
 from workers.replica import IndexReplica, VectorRecord
 from workers.settings import Settings, get_settings
 
@@ -60,8 +58,6 @@ class Runtime(mode.Service):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = get_settings()
-        s = self.settings
-        self.parking = ParkingLot(s.park_max_per_item, s.park_max_total, s.park_timeout_s)
         self.encoder: TextEncoder
         self.model: ModelInfo
         self.engine: Engine
@@ -113,6 +109,7 @@ class Runtime(mode.Service):
             titles=titles,
         )
         self.add_future(self.replica.run())
+        self.add_future(self.replica.probe())
         log.info("runtime started in %.1f s (%s)", time.perf_counter() - started, self.model)
         if Runtime._ready is None:
             Runtime._ready = asyncio.Event()
@@ -129,7 +126,11 @@ class Runtime(mode.Service):
         """Pick up a newly published ranker without a restart (the link is re-read each poll)."""
         while not self.should_stop:
             await self.sleep(self.settings.ranker_poll_s)
-            self._swap_ranker()
+            try:
+                self._swap_ranker()
+            except Exception as exc:
+                metrics.LOOP_RESTARTS.labels(loop="ranker_watch").inc()
+                log.warning("ranker poll failed: %s: %s", type(exc).__name__, str(exc)[:200])
 
     async def on_stop(self) -> None:
         if hasattr(self, "replica"):
@@ -140,20 +141,10 @@ class Runtime(mode.Service):
     ) -> None:
         for item_id in deleted:
             self.engine.forget_item(item_id)
-        replay = []
         for item_id, rec in added:
             self.engine.note_item(item_id, rec.title, rec.ts)
-            replay.extend(self.parking.release(item_id))
-        for parked in replay:
-            await topics.events_by_user.send(key=parked.user_id.encode(), value=parked.raw)
-        metrics.PARKED.set(len(self.parking))
 
-    @mode.Service.timer(1.0)
-    async def _expire_parked(self) -> None:
-        for item_id, ev in self.parking.expired():
-            await dead_letter(
-                topics.events_dlq, ev.raw, ev.key,
-                f"item {item_id!r} not indexed within {self.parking.timeout_s:.0f} s",
-                "unknown_item", topic=ev.topic, partition=ev.partition, offset=ev.offset,
-            )  # fmt: skip
-        metrics.PARKED.set(len(self.parking))
+    @mode.Service.timer(0.5)
+    async def _broker_gauge(self) -> None:
+        if hasattr(self, "replica"):
+            metrics.BROKER_UP.set(1.0 if self.replica.broker_ok() else 0.0)

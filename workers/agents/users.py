@@ -7,6 +7,7 @@ this module only parses, routes, reads and writes the table, and publishes.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -21,41 +22,122 @@ from llmrec.events import Event, Recommendation, RecommendedItem, parse_event
 from llmrec.exceptions import InvalidRecordError
 from llmrec.types import Vector
 from workers import metrics, topics
-from workers.agents.parking import ParkedEvent
+from workers.agents.parking import Ticket, Verdict, verdict
 from workers.agents.runtime import Runtime
 from workers.app import app
-from workers.dlq import dead_letter_event
+from workers.dlq import dead_letter, dead_letter_event
 from workers.tables import user_state
 
-__all__ = ["admit", "events_agent", "events_by_user_agent", "fold_events", "handle"]
+__all__ = [
+    "admit",
+    "events_agent",
+    "events_by_user_agent",
+    "fold_events",
+    "handle",
+    "park",
+    "parked_agent",
+    "retry_parked",
+]
 
 log = logging.getLogger(__name__)
+
+_PARK_POLL_S = 0.1  # how often a waiting parked event looks at the index again
 
 
 async def admit(rt: Runtime, event: EventT[bytes], *, keyed_by_user: bool) -> Event | None:
     """Validate one record and route it: the Event when this agent applies it, else None
-    (sent to the DLQ, re-keyed to its user's partition, or parked for an unknown item)."""
-    raw = event.message.value or b""
+    (sent to the DLQ, re-keyed to its user's partition, or parked for an unknown item).
+
+    Never raises: whatever goes wrong with one record sends that record to the DLQ and no other.
+    """
+    try:
+        return await _admit(rt, event, keyed_by_user=keyed_by_user)
+    except Exception as exc:
+        log.error("could not admit a record: %s", type(exc).__name__, exc_info=True)
+        await dead_letter_event(
+            topics.events_dlq, event, f"{type(exc).__name__}: {exc}"[:500], "processing_error"
+        )
+        return None
+
+
+async def _admit(rt: Runtime, event: EventT[bytes], *, keyed_by_user: bool) -> Event | None:
+    msg = event.message
+    raw = msg.value or b""
     try:
         ev = parse_event(raw)
     except InvalidRecordError as exc:
         await dead_letter_event(topics.events_dlq, event, exc.reason, "invalid")
         return None
-    if not keyed_by_user and event.message.key != ev.user_id.encode():
+    ahead, skew = ev.ts - time.time(), rt.settings.max_future_skew_s
+    if ahead > skew:
+        # In range for the contract but ahead of this clock: it would be "popular now" forever.
+        reason = f"ts is {ahead:,.0f} s in the future (max_future_skew_s={skew:,.0f})"
+        await dead_letter_event(topics.events_dlq, event, reason, "invalid")
+        return None
+    if not keyed_by_user and msg.key != ev.user_id.encode():
         metrics.REROUTED.inc()
-        await topics.events_by_user.send(key=ev.user_id.encode(), value=event.message.value)
+        await topics.events_by_user.send(key=ev.user_id.encode(), value=msg.value)
         return None
     if not rt.engine.knows_item(ev.item_id):
-        msg = event.message
-        parked = ParkedEvent(
-            ev.user_id, raw, msg.key, msg.topic, msg.partition, msg.offset, time.time()
-        )
-        refused = rt.parking.park(ev.item_id, parked)
-        metrics.PARKED.set(len(rt.parking))
-        if refused:
-            await dead_letter_event(topics.events_dlq, event, refused, "unknown_item")
+        await park(ev, event)
         return None
     return ev
+
+
+async def park(ev: Event, event: EventT[bytes]) -> None:
+    """Send an event whose item is unknown to `events-parked` (keeps its first park time)."""
+    msg = event.message
+    now = time.time()
+    carried = Ticket.from_headers(msg.headers)
+    ticket = carried[0] if carried else Ticket(now, msg.topic, msg.partition, msg.offset)
+    if carried is None:
+        metrics.PARKED.inc()
+    await topics.events_parked.send(
+        key=ev.user_id.encode(), value=msg.value, headers=ticket.headers(hop_at=now)
+    )
+
+
+async def retry_parked(rt: Runtime, event: EventT[bytes]) -> None:
+    """One parked event's hop: wait for its item (at most `park_retry_s`), then release it to
+    its user, park it again, or dead-letter it after `park_timeout_s`. Never raises."""
+    msg = event.message
+    s = rt.settings
+    try:
+        ev = parse_event(msg.value or b"")
+        carried = Ticket.from_headers(msg.headers)
+        ticket, hop_at = carried or (
+            Ticket(msg.timestamp, msg.topic, msg.partition, msg.offset),
+            msg.timestamp,
+        )
+        while True:
+            what, wait = verdict(
+                known=rt.engine.knows_item(ev.item_id), now=time.time(), hop_at=hop_at,
+                parked_at=ticket.parked_at, retry_s=s.park_retry_s, timeout_s=s.park_timeout_s,
+            )  # fmt: skip
+            if what is not Verdict.WAIT:
+                break
+            await asyncio.sleep(min(wait, _PARK_POLL_S))
+        metrics.PARK_HOPS.labels(outcome=what.value).inc()
+        if what is Verdict.RELEASE:
+            await topics.events_by_user.send(
+                key=ev.user_id.encode(), value=msg.value, headers=ticket.headers(time.time())
+            )
+        elif what is Verdict.REQUEUE:
+            await topics.events_parked.send(
+                key=msg.key, value=msg.value, headers=ticket.headers(time.time())
+            )
+        else:
+            await dead_letter(
+                topics.events_dlq, msg.value, msg.key,
+                f"item {ev.item_id!r} not indexed within {s.park_timeout_s:.0f} s",
+                "unknown_item", topic=ticket.topic, partition=ticket.partition,
+                offset=ticket.offset,
+            )  # fmt: skip
+    except Exception as exc:
+        log.error("could not retry a parked record: %s", type(exc).__name__, exc_info=True)
+        await dead_letter_event(
+            topics.events_dlq, event, f"{type(exc).__name__}: {exc}"[:500], "processing_error"
+        )
 
 
 async def handle(
@@ -93,7 +175,12 @@ async def handle(
             await _dead_letter_run(run, rec)
             continue
         user_key = run[-1][0].user_id.encode()
-        await topics.recommendations.send(key=user_key, value=rec.model_dump_json().encode())
+        try:
+            await topics.recommendations.send(key=user_key, value=rec.model_dump_json().encode())
+        except Exception as exc:  # costs this user's run only
+            log.error("could not publish a list: %s", type(exc).__name__, exc_info=True)
+            await _dead_letter_run(run, exc)
+            continue
         metrics.RECS_OUT.inc()
         done = time.time()
         for ev, event in run:
@@ -205,3 +292,10 @@ async def events_agent(stream: StreamT[bytes]) -> None:
 @app.agent(topics.events_by_user)
 async def events_by_user_agent(stream: StreamT[bytes]) -> None:
     await _consume(stream, keyed_by_user=True)
+
+
+@app.agent(topics.events_parked)
+async def parked_agent(stream: StreamT[bytes]) -> None:
+    rt = await Runtime.get()
+    async for event in stream.events():
+        await retry_parked(rt, event)
