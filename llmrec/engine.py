@@ -7,6 +7,9 @@ the user's recent items, from the popularity prior and from newly added items; d
 disliked items; scores them with the learned ranker (`llmrec.ranker`, LightGBM LambdaMART) when
 one is loaded, else with the linear fusion (weights tuned on validation by `llmrec eval`);
 diversifies with MMR; and explains each item.
+
+The shared statistics live in memory; `stats_to_bytes` / `restore_stats` carry them across a
+restart (`llmrec.stats_snapshot`), so a new user does not meet an empty list after a deploy.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from llmrec.ranker.features import feature_matrix
 from llmrec.ranker.model import Ranker
 from llmrec.rerank import RerankConfig, mmr
 from llmrec.sentiment import SentimentScorer, rating_sentiment
+from llmrec.stats_snapshot import StatsPart, check, pack, unpack
 from llmrec.types import TextEncoder, Vector, Vectors
 
 __all__ = [
@@ -99,14 +103,20 @@ class Engine:
     # -- catalogue ---------------------------------------------------------------------------
 
     def note_item(self, item_id: str, title: str = "", ts: float = 0.0) -> None:
-        """Record an upserted item's title (for reasons) and mark it new until engaged with."""
+        """Record an upserted item's title (for reasons); the first time the statistics hear of
+        it, mark it new (most recent last) until engaged with.
+
+        An item they already know keeps its mark, or its lack of one: noting every item of an
+        index snapshot after `restore_stats` keeps the restored new items, in their order, and
+        marks only the items the saved statistics never heard of.
+        """
         if title:
             self._titles[item_id] = title
         self._id_of_hash[id_hash(item_id)] = item_id
+        known = item_id in self.items
         self.items.note(item_id, ts)
-        if self.popularity.share(item_id) == 0.0:
+        if not known and self.popularity.share(item_id) == 0.0:
             self._new[item_id] = ts
-            self._new.move_to_end(item_id)
             while len(self._new) > self.config.max_new_items:
                 self._new.popitem(last=False)
 
@@ -121,6 +131,40 @@ class Engine:
 
     def title(self, item_id: str) -> str:
         return self._titles.get(item_id, item_id)
+
+    # -- statistics across restarts ----------------------------------------------------------
+
+    def stats_to_bytes(self) -> bytes:
+        """The shared statistics (popularity, item stats, co-visitation, new-item marks) as
+        compact checked bytes (`llmrec.stats_snapshot`); run on the writer thread."""
+        new = StatsPart(
+            list(self._new), {"ts": np.fromiter(self._new.values(), np.float64, len(self._new))}
+        )
+        parts = {
+            "popularity": self.popularity.to_part(),
+            "items": self.items.to_part(),
+            "covisit": self.covisit.to_part(),
+            "new": new,
+        }
+        return pack(parts)
+
+    def restore_stats(self, data: bytes) -> None:
+        """Replace the shared statistics by those `stats_to_bytes` wrote: all or nothing, a
+        SnapshotError on damaged bytes leaves the current ones. Run before observing, on the
+        writer thread; then `note_item` each indexed item (new ones get marked new)."""
+        parts = unpack(data)
+        missing = {"popularity", "items", "covisit", "new"} - set(parts)
+        check(not missing, f"missing parts {sorted(missing)}")
+        popularity = DecayedPopularity.from_part(parts["popularity"], self.config.popularity)
+        items = ItemStats.from_part(parts["items"], self.index.dim)
+        covisit = CoVisitation.from_part(parts["covisit"], self.config.covisit)
+        marks = parts["new"]
+        ts = marks.array("ts", np.float64, (len(marks.ids),)).tolist()
+        new = OrderedDict(zip(marks.ids, ts, strict=True))
+        while len(new) > self.config.max_new_items:
+            new.popitem(last=False)
+        self.popularity, self.items, self.covisit, self._new = popularity, items, covisit, new
+        self._id_of_hash.update((id_hash(i), i) for i in parts["items"].ids)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -160,9 +204,15 @@ class Engine:
         event this way, so the shared statistics stay those every model was fitted on).
         `text_vec` is the event's text already encoded (by `encode_texts`, batched); without it
         the text is encoded here, alone.
+
+        Exactly once per event: an event whose id the state remembers (Kafka redelivering after
+        a crash) returns `state` itself, the same object, and touches no statistic. The state
+        remembers its user's last `InterestConfig.max_event_ids` events; `is_duplicate` asks.
         """
         cfg, r = self.config, self.config.retrieval
         st = self._load(state)
+        if state and st.has_event(event.event_id):
+            return state
         st.decay_to(event.ts, cfg.interest)
         sentiment = None
         if event.text and self.encoder is not None and self._sentiment is not None:
@@ -200,7 +250,13 @@ class Engine:
             self._new.pop(event.item_id, None)
         self._id_of_hash[id_hash(event.item_id)] = event.item_id
         st.remember(event.item_id, weight, cfg.interest)
+        st.note_event(event.event_id, cfg.interest)
         return st.to_bytes()
+
+    def is_duplicate(self, state: bytes | None, event: Event) -> bool:
+        """Whether `observe(state, event)` would skip `event` as already applied (cheap: reads
+        the state's header and event ids only)."""
+        return state is not None and UserState.bytes_have_event(state, event.event_id)
 
     def replay(
         self, events: Sequence[Event], states: dict[str, bytes], *,

@@ -7,7 +7,8 @@ LlmrecError
 ├── ItemIndexError       the item index refuses an operation (dimension, capacity, unknown id)
 ├── BrokerError          the local Kafka broker cannot be started, reached or stopped
 ├── DatasetError         a dataset file is missing, unreadable or holds no valid record
-└── RankerArtifactError  a trained ranker file is missing, corrupt or names unknown features
+├── RankerArtifactError  a trained ranker file is missing, corrupt or names unknown features
+└── SnapshotError        saved stream statistics are damaged or of an unknown format
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "LlmrecError",
     "ModelArtifactError",
     "RankerArtifactError",
+    "SnapshotError",
 ]
 
 
@@ -58,3 +60,7 @@ class DatasetError(LlmrecError):
 
 class RankerArtifactError(LlmrecError):
     """A trained ranker file is missing, corrupt, or names features this version lacks."""
+
+
+class SnapshotError(LlmrecError):
+    """Saved stream statistics (`Engine.stats_to_bytes`) are damaged or of an unknown format."""

@@ -17,16 +17,22 @@ Updated one event at a time and serialised to compact bytes, so a Faust table ca
 * The user's own review texts, signed by sentiment, make a separate *review* vector (matched
   against items' crowd-text vectors, `llmrec.itemstats`), and `mood` is the running mean of the
   sentiment of their ratings and reviews.
+* `events` keeps 64-bit hashes of the user's last `max_event_ids` event ids, so that an event
+  Kafka delivers again after a crash changes the state once (`Engine.observe` skips it). The
+  bound: a duplicate arriving after more than `max_event_ids` newer events of the same user is
+  applied again. Redelivery spans about one commit interval (~1 s), far fewer events per user.
 
-Bytes per user (dim=384, float16 vectors, defaults): header 40 + topics 4 x (4 + 768)
-+ short-term, negative and review 3 x 768 + recent 20 x (5 + id) + seen 1024 x 4 + disliked
-128 x 4, so at most ~11.1 KB with short ids (a test pins the exact layout). Before review vectors
-(version 1 of the bytes, which still loads): Measured by `llmrec eval`
-on ml-latest-small: mean 5.2 KB, max 9.5 KB; on ml-100k: mean 5.0 KB, max 8.3 KB.
+Bytes per user (dim=384, float16 vectors, defaults): header 42 + event ids 64 x 8 + topics
+4 x (4 + 768) + short-term, negative and review 3 x 768 + recent 20 x (5 + id) + seen 1024 x 4
++ disliked 128 x 4, so at most ~11.6 KB with short ids (a test pins the exact layout); the event
+ids add at most 514 bytes (2 + 8 per event, 64 kept). Versions 1 (before review vectors and
+mood) and 2 (before event ids) of the bytes still load. Measured by `llmrec eval` on version 1:
+on ml-latest-small mean 5.2 KB, max 9.5 KB; on ml-100k mean 5.0 KB, max 8.3 KB.
 """
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -37,14 +43,17 @@ import numpy.typing as npt
 
 from llmrec.exceptions import LlmrecError
 
-__all__ = ["InterestConfig", "Topic", "UserState", "id_hash"]
+__all__ = ["InterestConfig", "Topic", "UserState", "event_hash", "id_hash"]
 
 _MAGIC = b"UI"
-_VERSION = 2
+_VERSION = 3
 # magic, version, dim, n_topics, n_recent, n_seen, n_disliked, last_ts, short_w, neg_w,
-# then (v2) review_w, mood, mood_n
+# then (v2) review_w, mood, mood_n, then (v3) n_events; in v3 the event ids follow the header.
 _HEADER_V1 = struct.Struct("<2sBHBBHHdff")
-_HEADER = struct.Struct("<2sBHBBHHdfffff")
+_HEADER_V2 = struct.Struct("<2sBHBBHHdfffff")
+_HEADER = struct.Struct("<2sBHBBHHdfffffH")
+_HEADERS = {1: _HEADER_V1, 2: _HEADER_V2, 3: _HEADER}
+_EVENT = np.dtype("<u8")
 _F32 = npt.NDArray[np.float32]
 
 
@@ -53,6 +62,13 @@ def id_hash(item_id: str) -> int:
     """A stable 32-bit hash of an item id (crc32: fast, identical across processes; memoised,
     since the same ids are hashed over and over by `remember` and candidate filtering)."""
     return zlib.crc32(item_id.encode("utf-8"))
+
+
+def event_hash(event_id: str) -> int:
+    """A stable 64-bit hash of an event id (blake2b): a new event is taken for one of the
+    user's remembered events with probability ~ max_event_ids / 2**64, i.e. never."""
+    digest = hashlib.blake2b(event_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,9 @@ class InterestConfig:
     max_recent: int = 20
     max_seen: int = 1024
     max_disliked: int = 128
+    max_event_ids: int = 64
+    """Event ids remembered per user to skip redelivered events (at most 65,535): a duplicate
+    arriving after more than this many newer events of the same user is applied again."""
 
 
 @dataclass(slots=True)
@@ -100,6 +119,7 @@ class UserState:
     recent: list[tuple[str, float]] = field(default_factory=list)
     seen: list[int] = field(default_factory=list)
     disliked: list[int] = field(default_factory=list)
+    events: list[int] = field(default_factory=list)
 
     # -- updates ---------------------------------------------------------------------------
 
@@ -191,7 +211,30 @@ class UserState:
         elif weight > 0 and h in self.disliked:
             self.disliked.remove(h)
 
+    def note_event(self, event_id: str, config: InterestConfig) -> None:
+        """Remember that the event `event_id` has been applied (most recent last, bounded)."""
+        self.events.append(event_hash(event_id))
+        del self.events[: max(0, len(self.events) - min(config.max_event_ids, 0xFFFF))]
+
     # -- reads -----------------------------------------------------------------------------
+
+    def has_event(self, event_id: str) -> bool:
+        """Whether `event_id` is among the events this state remembers having applied."""
+        return event_hash(event_id) in self.events
+
+    @staticmethod
+    def bytes_have_event(data: bytes, event_id: str) -> bool:
+        """`has_event` read straight from state bytes (header and event ids only, no decode);
+        False for bytes of versions 1 and 2, which remember no events."""
+        try:
+            magic, version = struct.unpack_from("<2sB", data, 0)
+            if magic != _MAGIC or version != _VERSION:
+                return False
+            n_events = _HEADER.unpack_from(data, 0)[-1]
+            ids = np.frombuffer(data, dtype=_EVENT, count=n_events, offset=_HEADER.size)
+        except (struct.error, ValueError):
+            return False
+        return bool((ids == np.uint64(event_hash(event_id))).any())
 
     def has_seen(self, item_id: str) -> bool:
         return id_hash(item_id) in self.seen
@@ -229,7 +272,9 @@ class UserState:
                 self.review_weight,
                 self.mood,
                 self.mood_n,
-            )
+                len(self.events),
+            ),
+            np.asarray(self.events, dtype=_EVENT).tobytes(),
         ]
         flags = (
             (self.short is not None)
@@ -261,14 +306,20 @@ class UserState:
     @classmethod
     def _decode(cls, buf: memoryview) -> UserState:
         magic, version = struct.unpack_from("<2sB", buf, 0)
-        if magic != _MAGIC or version not in (1, _VERSION):
+        if magic != _MAGIC or version not in _HEADERS:
             raise ValueError(f"unknown header {bytes(magic)!r} v{version}")
-        # Version 1 states (before review vectors and mood) still load, with those empty.
-        header = _HEADER if version == _VERSION else _HEADER_V1
+        # Version 1 states (before review vectors and mood) and version 2 (before event ids)
+        # still load, with those empty.
+        header = _HEADERS[version]
         fields = header.unpack_from(buf, 0)
         _, _, dim, n_t, n_r, n_s, n_d, last_ts, short_w, neg_w = fields[:10]
-        review_w, mood, mood_n = fields[10:] if version == _VERSION else (0.0, 0.0, 0.0)
+        review_w, mood, mood_n = fields[10:13] if version >= 2 else (0.0, 0.0, 0.0)
+        n_e = fields[13] if version >= 3 else 0
         pos = header.size
+        events = np.frombuffer(buf[pos : pos + 8 * n_e], dtype=_EVENT).tolist()
+        if len(events) != n_e:
+            raise ValueError("truncated event ids")
+        pos += 8 * n_e
         flags = buf[pos]
         pos += 1
         vbytes = 2 * dim
@@ -304,5 +355,5 @@ class UserState:
         return cls(
             dim, last_ts, topics, short, short_weight=short_w, negative=negative,
             negative_weight=neg_w, review=review, review_weight=review_w, mood=mood,
-            mood_n=mood_n, recent=recent, seen=seen, disliked=disliked,
+            mood_n=mood_n, recent=recent, seen=seen, disliked=disliked, events=events,
         )  # fmt: skip

@@ -4,7 +4,8 @@ The *crowd-text vector* of an item is the running mean of the encoded review tex
 it. A user's own review text is compared with these (review against reviews: the same
 distribution) rather than with the item's description, where review language does not belong.
 Everything is array-backed and indexed by a dense integer per item id, so a batch of candidates
-reads its rows in one gather.
+reads its rows in one gather. `to_part` / `from_part` carry the statistics across a restart
+(`llmrec.stats_snapshot`; crowd-text sums only for the items that have reviews).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from llmrec.stats_snapshot import StatsPart, check
 from llmrec.types import Vector, Vectors
 
 __all__ = ["ItemStats"]
@@ -36,6 +38,9 @@ class ItemStats:
 
     def __len__(self) -> int:
         return len(self._row)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._row
 
     def _ensure(self, item_id: str) -> int:
         r = self._row.get(item_id)
@@ -77,6 +82,40 @@ class ItemStats:
         r = self._ensure(item_id)
         self._text_sum[r] += text_vector
         self._text_n[r] += 1
+
+    # -- snapshot --------------------------------------------------------------------------
+
+    _COLUMNS = (
+        ("count", np.float64), ("first_ts", np.float64), ("sent_sum", np.float64),
+        ("sent_n", np.int64), ("text_n", np.int64),
+    )  # fmt: skip
+
+    def to_part(self) -> StatsPart:
+        """The statistics, for `llmrec.stats_snapshot`: per-item columns, and the crowd-text
+        sums of the reviewed items only (a dense copy would cost 4 x dim bytes per item)."""
+        n = len(self._row)
+        arrays = {name: getattr(self, "_" + name)[:n] for name, _ in self._COLUMNS}
+        reviewed = np.flatnonzero(self._text_n[:n] > 0).astype(np.int32)
+        arrays |= {"text_rows": reviewed, "text_sum": self._text_sum[reviewed]}
+        return StatsPart(list(self._row), arrays, {"dim": float(self.dim)})
+
+    @classmethod
+    def from_part(cls, part: StatsPart, dim: int) -> ItemStats:
+        """Statistics as `to_part` exported them; SnapshotError when inconsistent or of
+        another dimension than `dim` (the index's)."""
+        n = len(part.ids)
+        check(
+            part.scalar("dim") == dim, f"item stats of dimension {part.scalars['dim']}, not {dim}"
+        )
+        check(len(set(part.ids)) == n, "repeated item-stats ids")
+        out = cls(dim, capacity=max(n, 1024))
+        out._row = {item_id: r for r, item_id in enumerate(part.ids)}
+        for name, dtype in cls._COLUMNS:
+            getattr(out, "_" + name)[:n] = part.array(name, dtype, (n,))
+        rows = part.array("text_rows", np.int32, (-1,))
+        check(bool(np.all((rows >= 0) & (rows < n))), "crowd-text rows out of range")
+        out._text_sum[rows] = part.array("text_sum", np.float32, (rows.size, dim))
+        return out
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 Each item keeps a score that halves every `half_life_s` of event time. Scores are stored
 relative to a reference time (log-space trick) so an update is O(1) and a query is one vectorised
 pass over the catalogue; the reference moves forward before the numbers could overflow.
+`to_part` / `from_part` carry the scores across a restart (`llmrec.stats_snapshot`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from llmrec.stats_snapshot import StatsPart, check
 
 __all__ = ["DecayedPopularity", "PopularityConfig"]
 
@@ -78,6 +81,33 @@ class DecayedPopularity:
         idx = np.argpartition(-vals, k - 1)[:k]
         idx = idx[np.argsort(-vals[idx], kind="stable")]
         return [(ids[int(i)], float(vals[int(i)])) for i in idx]
+
+    def to_part(self) -> StatsPart:
+        """The scores, for `llmrec.stats_snapshot` (relative values, reference time, total)."""
+        values = self._val[: len(self._ids)]
+        return StatsPart(
+            list(self._ids), {"values": values}, {"ref": self._ref, "total": self._total}
+        )
+
+    @classmethod
+    def from_part(
+        cls, part: StatsPart, config: PopularityConfig | None = None
+    ) -> DecayedPopularity:
+        """Popularity as `to_part` exported it; SnapshotError when the part is inconsistent."""
+        n = len(part.ids)
+        values = part.array("values", np.float64, (n,))
+        total = part.scalar("total")
+        ref = part.scalar("ref") if part.scalars.get("ref") is not None else None
+        check(bool(np.isfinite(values).all() and (values >= 0).all()), "popularity values")
+        check(total >= 0, "negative popularity total")
+        check(len(set(part.ids)) == n, "repeated popularity ids")
+        out = cls(config)
+        out._ref, out._total = ref, total
+        out._ids = list(part.ids)
+        out._pos = {item_id: i for i, item_id in enumerate(out._ids)}
+        out._val = np.zeros(max(n, out._val.shape[0]), dtype=np.float64)
+        out._val[:n] = values
+        return out
 
     def share(self, item_id: str) -> float:
         """`item_id`'s share of current decayed engagement (0 when never seen)."""

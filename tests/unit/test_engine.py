@@ -12,6 +12,7 @@ from llmrec.covisit import CoVisitation, CoVisitConfig
 from llmrec.engine import Engine, EngineConfig
 from llmrec.events import Event, parse_event
 from llmrec.exceptions import ItemIndexError
+from llmrec.interests import InterestConfig
 from llmrec.popularity import DecayedPopularity, PopularityConfig
 from llmrec.rerank import RerankConfig
 from llmrec.sentiment import SentimentScorer, rating_sentiment
@@ -193,3 +194,54 @@ def test_covisit_top_equals_sorted_score_as_the_graph_changes() -> None:
             assert cv.top(recent, 8) == [(i, s, src) for i, (s, src) in by_score]
             compared += len(by_score)
     assert compared > 50  # the comparison saw real neighbour lists, not empty ones
+
+
+# -- exactly once: redelivered events ---------------------------------------------------------
+
+
+def test_redelivered_event_changes_nothing(engine: Engine) -> None:
+    state = _feed(engine, [_ev(0, "c-pasta"), _ev(1, "s-alien")])
+    stats = engine.stats_to_bytes()
+    again = _ev(1, "s-alien")
+    assert engine.is_duplicate(state, again)
+    assert not engine.is_duplicate(state, _ev(2, "s-alien"))
+    assert not engine.is_duplicate(None, again)
+    assert engine.observe(state, again) is state
+    assert engine.observe(state, _ev(0, "c-pasta", "dislike")) is state  # same id, any payload
+    assert engine.stats_to_bytes() == stats  # no shared statistic moved
+    assert engine.observe(state, _ev(2, "s-alien")) is not state
+
+
+def test_redelivered_tail_leaves_the_state_and_stats_of_one_delivery() -> None:
+    """After a crash Kafka redelivers the uncommitted events to a state that already holds them
+    (the table was written): each must count once, in the user state and the statistics."""
+    enc = HashingEncoder(64)
+    events = [_ev(n, item, kind) for n, (item, kind) in enumerate([
+        ("c-pasta", "purchase"), ("s-alien", "view"), ("c-curry", "click"),
+        ("s-robot", "dislike"), ("c-soup", "purchase"), ("s-warp", "view"),
+    ])]  # fmt: skip
+    once = Engine(EngineConfig(), build_index(enc, _items()), enc)
+    expected = _feed(once, events)
+    crashed = Engine(EngineConfig(), build_index(enc, _items()), enc)
+    state = _feed(crashed, events)
+    for ev in events[2:]:  # redelivered, in order
+        assert crashed.is_duplicate(state, ev)
+        assert crashed.observe(state, ev) is state
+    assert state == expected
+    assert crashed.stats_to_bytes() == once.stats_to_bytes()
+    later = _ev(9, "c-pie")
+    assert crashed.observe(state, later) == once.observe(expected, later)
+
+
+def test_duplicate_older_than_the_event_memory_is_applied_again() -> None:
+    enc = HashingEncoder(64)
+    cfg = EngineConfig(interest=InterestConfig(max_event_ids=2))
+    engine = Engine(cfg, build_index(enc, _items()), enc)
+    state = _feed(engine, [_ev(n, "c-pasta") for n in range(3)])
+    assert engine.observe(state, _ev(1, "c-pasta")) is state
+    assert engine.observe(state, _ev(0, "c-pasta")) is not state  # beyond the last 2 events
+
+
+def test_held_out_fold_is_deduplicated_too(engine: Engine) -> None:
+    state = engine.observe(None, _ev(0, "c-pasta"), shared=False)
+    assert engine.observe(state, _ev(0, "c-pasta"), shared=False) is state

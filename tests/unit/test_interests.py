@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
 from llmrec.exceptions import LlmrecError
-from llmrec.interests import InterestConfig, UserState
+from llmrec.interests import InterestConfig, UserState, event_hash
 
 DIM = 32
 
@@ -96,9 +98,20 @@ def test_state_is_bounded_and_round_trips_through_bytes() -> None:
     assert back.recent == [(i, pytest.approx(w)) for i, w in st.recent]
     for a, b in zip(back.topics, st.topics, strict=True):
         assert np.allclose(a.centroid, b.centroid, atol=1e-3)
-    # header 39 + flags 1 + topics (4 + 2 * dim) + short + negative + recent + 4-byte hashes
+    # header 41 + flags 1 + topics (4 + 2 * dim) + short + negative + recent + 4-byte hashes
     ids = sum(5 + len(i) for i, _ in st.recent)
-    assert len(raw) == 40 + len(st.topics) * (4 + 2 * DIM) + 2 * 2 * DIM + ids + 4 * 110
+    assert len(raw) == 42 + len(st.topics) * (4 + 2 * DIM) + 2 * 2 * DIM + ids + 4 * 110
+    for n in range(100):
+        st.note_event(f"event-{n}", cfg)
+    assert len(st.events) == 64
+    assert not st.has_event("event-35")
+    assert st.has_event("event-36")
+    assert st.has_event("event-99")
+    # plus 8 bytes per remembered event id
+    assert len(st.to_bytes()) == len(raw) + 8 * 64
+    back = UserState.from_bytes(st.to_bytes())
+    assert back.events == st.events
+    assert back.to_bytes() == st.to_bytes()
 
 
 def test_bytes_per_user_at_production_dimension() -> None:
@@ -125,24 +138,72 @@ def test_corrupt_bytes_raise_llmrec_error() -> None:
         UserState.from_bytes(b"XX" + raw[2:])
 
 
+def _older(st: UserState, version: int) -> bytes:
+    """`st` (with no review vector nor event ids) as bytes of an older version."""
+    assert st.review is None
+    assert not st.events
+    raw = st.to_bytes()
+    v3 = struct.Struct("<2sBHBBHHdfffffH")
+    fields = list(v3.unpack_from(raw, 0))
+    assert fields[1] == 3
+    assert fields[-1] == 0  # no event ids: the body follows the header directly
+    fields[1] = version
+    old = "<2sBHBBHHdff" if version == 1 else "<2sBHBBHHdfffff"
+    return struct.pack(old, *fields[: 10 if version == 1 else 13]) + raw[v3.size :]
+
+
 def test_version_1_state_bytes_still_load() -> None:
     """States written before review vectors (v1 header) load, with an empty review and mood."""
-    import struct
-
     cfg = InterestConfig()
     st = UserState(DIM)
     st.fold(_axis(0), 1.0, cfg)
     st.remember("a", 1.0, cfg)
-    raw = st.to_bytes()
-    v2 = struct.Struct("<2sBHBBHHdfffff")
-    fields = list(v2.unpack_from(raw, 0))
-    fields[1] = 1
-    v1 = struct.pack("<2sBHBBHHdff", *fields[:10]) + raw[v2.size :]
-    old = UserState.from_bytes(v1)
+    st.note_sentiment(0.5, cfg)
+    old = UserState.from_bytes(_older(st, 1))
     assert old.review is None
     assert old.mood_n == 0.0
     assert old.recent == st.recent
+    assert not old.events
     assert np.allclose(old.topics[0].centroid, st.topics[0].centroid, atol=1e-3)
+
+
+def test_version_2_state_bytes_still_load_and_upgrade_to_version_3() -> None:
+    """States written before event ids (v2) load with an empty event memory."""
+    cfg = InterestConfig()
+    st = UserState(DIM)
+    st.fold(_axis(0), 1.0, cfg)
+    st.fold(_axis(3), -1.0, cfg)
+    st.remember("a", 1.0, cfg)
+    st.remember("b", -1.0, cfg)
+    st.note_sentiment(0.5, cfg)
+    v2 = _older(st, 2)
+    assert len(v2) == len(st.to_bytes()) - 2
+    old = UserState.from_bytes(v2)
+    assert not old.events
+    assert old.mood == pytest.approx(0.5)
+    assert old.disliked == st.disliked
+    assert old.to_bytes() == st.to_bytes()  # written back as version 3
+    assert not UserState.bytes_have_event(v2, "e1")
+    old.note_event("e1", cfg)
+    assert UserState.bytes_have_event(old.to_bytes(), "e1")
+
+
+def test_event_memory_is_bounded_by_config() -> None:
+    cfg = InterestConfig(max_event_ids=3)
+    st = UserState(DIM)
+    for n in range(5):
+        st.note_event(f"e{n}", cfg)
+    raw = st.to_bytes()
+    assert [UserState.bytes_have_event(raw, f"e{n}") for n in range(5)] == [
+        False, False, True, True, True,
+    ]  # fmt: skip
+    assert st.events == [event_hash(f"e{n}") for n in (2, 3, 4)]
+    assert event_hash("e1") != event_hash("e2")
+    assert event_hash("e1") == event_hash("e1") < 2**64
+    with pytest.raises(LlmrecError):
+        UserState.from_bytes(raw[:60])  # cut inside the event ids
+    assert not UserState.bytes_have_event(raw[:50], "e4")
+    assert not UserState.bytes_have_event(b"", "e4")
 
 
 def test_review_vector_is_signed_by_sentiment_and_kept_apart() -> None:
