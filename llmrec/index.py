@@ -30,6 +30,7 @@ import hnswlib
 import numpy as np
 
 from llmrec.exceptions import ItemIndexError
+from llmrec.files import fsync_dir
 from llmrec.types import Vector, Vectors
 
 __all__ = ["IndexConfig", "ItemIndex"]
@@ -238,13 +239,13 @@ class ItemIndex:
             f.write(json.dumps(doc).encode())
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         old = directory.with_name(directory.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         if directory.exists():
             directory.replace(old)
         tmp.replace(directory)
-        _fsync_dir(directory.parent)
+        fsync_dir(directory.parent)
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
@@ -310,20 +311,6 @@ def _sha256_file(path: Path, *, sync: bool = False) -> str:
         if sync:
             os.fsync(f.fileno())
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in `path` durable (POSIX; a no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems (and Windows) refuse fsync on a directory
-    finally:
-        os.close(fd)
 
 
 def _verify(directory: Path, doc: dict[str, Any]) -> None:

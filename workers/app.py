@@ -50,7 +50,7 @@ def make_app(settings: Settings) -> faust.App:
         producer_linger=0.005,  # batches produce requests; small next to the 100 ms budget
         stream_buffer_maxsize=4096,
         broker_commit_every=1000,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.commit_interval_s,
         # Crash recovery: a restarted worker rejoins under the same static member id and takes
         # its partitions back without a rebalance; a worker gone for good is replaced after
         # `session_timeout_s` (Faust's default of 60 s left partitions unserved that long).

@@ -119,16 +119,22 @@ class IndexReplica:
     def load_snapshot(
         snapshot_dir: Path,
     ) -> tuple[ItemIndex, dict[int, int], dict[str, str]] | None:
-        """The saved index, next offsets and titles, or None when there is no snapshot."""
-        if not (snapshot_dir / "meta.json").exists():
-            return None
-        try:
-            index, meta = ItemIndex.load(snapshot_dir)
-        except ItemIndexError as exc:
-            log.warning("ignoring unreadable index snapshot: %s", exc)
-            return None
-        offsets = {int(p): int(o) for p, o in meta.get("offsets", {}).items()}
-        return index, offsets, dict(meta.get("titles", {}))
+        """The saved index, next offsets and titles, or None when there is none readable.
+
+        A damaged snapshot is logged and skipped (the replica then rebuilds from the topic); a
+        crash between `ItemIndex.save`'s two renames leaves the previous one as `<dir>.old`.
+        """
+        for candidate in (snapshot_dir, snapshot_dir.with_name(snapshot_dir.name + ".old")):
+            if not (candidate / "meta.json").exists():
+                continue
+            try:
+                index, meta = ItemIndex.load(candidate)
+            except ItemIndexError as exc:
+                log.warning("ignoring unreadable index snapshot %s: %s", candidate, exc)
+                continue
+            offsets = {int(p): int(o) for p, o in meta.get("offsets", {}).items()}
+            return index, offsets, dict(meta.get("titles", {}))
+        return None
 
     def snapshot(self) -> None:
         """Save the index with the offsets it reflects (atomic; no-op when nothing changed)."""

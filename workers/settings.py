@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # Consumer-group membership (Kafka static membership, KIP-345): `worker_id` must be stable
     # across restarts of one worker and unique in the group; default host + web port.
     worker_id: str | None = None
+    # How often consumed offsets are committed: after a crash, up to this much processed work
+    # is delivered again (answered again; applied to user state once, by event_id).
+    commit_interval_s: float = Field(default=1.0, gt=0)
     session_timeout_s: float = Field(default=10.0, ge=6.0)  # the broker's minimum is 6 s
     heartbeat_interval_s: float = Field(default=2.0, gt=0)
     startup_catchup_timeout_s: float = Field(default=120.0, gt=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import mode
@@ -17,6 +18,8 @@ import mode
 from llmrec.encoder.hashing import HashingEncoder
 from llmrec.engine import Engine, EngineConfig
 from llmrec.events import ModelInfo
+from llmrec.exceptions import SnapshotError
+from llmrec.files import write_atomic
 from llmrec.index import ItemIndex
 from llmrec.ranker.store import RankerWatcher
 from llmrec.types import TextEncoder
@@ -95,9 +98,13 @@ class Runtime(mode.Service):
             index, offsets, titles = snapshot
             log.info("loaded index snapshot: %d items, offsets %s", len(index), offsets)
         self.engine = Engine(EngineConfig(), index, self.encoder, titles=titles)
+        self._restore_stats()
+        for item_id, title in titles.items():  # marks new only what the statistics never saw
+            self.engine.note_item(item_id, title)
         self.rankers = RankerWatcher(s.ranker_root)
         self._swap_ranker()
         self.add_future(self._watch_ranker())
+        self.add_future(self._save_stats_every())
         self.replica = IndexReplica(
             bootstrap=s.bootstrap,
             topic=topics.item_vectors.get_topic_name(),
@@ -114,6 +121,45 @@ class Runtime(mode.Service):
         if Runtime._ready is None:
             Runtime._ready = asyncio.Event()
         Runtime._ready.set()
+
+    @property
+    def _stats_path(self) -> Path:
+        return self.settings.state_dir / "stats.bin"
+
+    def _restore_stats(self) -> bool:
+        """Popularity, item statistics, co-visitation and new-item marks as last saved."""
+        path = self._stats_path
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            log.warning("cannot read %s: %s; statistics start empty", path, exc)
+            return False
+        try:
+            self.engine.restore_stats(data)
+        except SnapshotError as exc:
+            log.warning("discarding damaged statistics snapshot %s: %s", path, exc)
+            return False
+        log.info("restored statistics from %s (%d bytes)", path, len(data))
+        return True
+
+    def save_stats(self) -> None:
+        """Write the statistics atomically (on the loop thread: the agents update them there)."""
+        started = time.perf_counter()
+        data = self.engine.stats_to_bytes()
+        write_atomic(self._stats_path, data)
+        log.debug("statistics saved: %d bytes, %.0f ms", len(data),
+                  1000 * (time.perf_counter() - started))  # fmt: skip
+
+    async def _save_stats_every(self) -> None:
+        while not self.should_stop:
+            await self.sleep(self.settings.snapshot_every_s)
+            try:
+                self.save_stats()
+            except Exception as exc:  # a full disk must not stop the loop: try again later
+                metrics.LOOP_RESTARTS.labels(loop="stats_snapshot").inc()
+                log.warning("statistics snapshot failed: %s: %s", type(exc).__name__, exc)
 
     def _swap_ranker(self) -> None:
         ranker = self.rankers.poll()
@@ -135,6 +181,8 @@ class Runtime(mode.Service):
     async def on_stop(self) -> None:
         if hasattr(self, "replica"):
             self.replica.snapshot()
+        if hasattr(self, "engine"):
+            self.save_stats()
 
     async def _on_items_changed(
         self, added: list[tuple[str, VectorRecord]], deleted: list[str]

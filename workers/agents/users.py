@@ -215,6 +215,8 @@ def fold_events(
     new = b""
     vecs = vectors if vectors is not None else rt.engine.encode_texts(events)
     for ev, vec in zip(events, vecs, strict=True):
+        if rt.engine.is_duplicate(state, ev):
+            metrics.DUPLICATES.inc()  # redelivered after a crash: answered again, applied once
         state = new = rt.engine.observe(state, ev, text_vec=vec)
     user_state[user_key] = new
     return new
