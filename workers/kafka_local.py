@@ -290,8 +290,15 @@ class LocalBroker:
 
 
 def _cluster_id() -> str:
-    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding (22 chars).
+
+    Never one starting with "-": the storage tool would read it as an option (1 start in 64
+    failed so), which is why Kafka's own `Uuid.randomUuid` redraws those too.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _require_tool(name: str, hint: str) -> None:

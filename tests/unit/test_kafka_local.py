@@ -50,3 +50,16 @@ def test_stale_pid_file_is_not_trusted(tmp_path: Path) -> None:
 
 def test_nothing_listening_does_not_answer() -> None:
     assert kafka_answers("127.0.0.1", free_port(), timeout=0.5) is False
+
+
+def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # uuid bytes whose base64 starts with "-" (0xf8...) come first; the id must be redrawn.
+    import uuid as uuid_mod
+
+    from workers import kafka_local
+
+    draws = iter([uuid_mod.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid_mod.UUID(int=12345)])
+    monkeypatch.setattr(kafka_local.uuid, "uuid4", lambda: next(draws))
+    cid = kafka_local._cluster_id()
+    assert not cid.startswith("-")
+    assert len(cid) == 22
