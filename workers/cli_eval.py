@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,6 +22,7 @@ from llmrec.exceptions import DatasetError
 from llmrec.ranker.train import FitConfig, SampleConfig
 from llmrec.types import TextEncoder
 from workers.cli_data import print_errors
+from workers.eval_kafka import KafkaEvalConfig, eval_through_kafka
 from workers.settings import REPO_ROOT, get_settings
 
 __all__ = ["eval_command", "resolve_datasets"]
@@ -94,6 +96,16 @@ def eval_command(
     stream: Annotated[bool, typer.Option(help="Also run Protocol B (prequential).")] = True,
     stream_checks: Annotated[int, typer.Option(help="Events checked in Protocol B.")] = 2000,
     quick: Annotated[bool, typer.Option(help="Tune over a 2-point grid (smoke runs).")] = False,
+    through_kafka: Annotated[
+        bool,
+        typer.Option(
+            help="Protocol B through a real broker and --workers worker processes, scored on "
+            "the published lists, next to the offline Protocol B (no Protocol A)."
+        ),
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Workers for --through-kafka.")] = 1,
+    rate: Annotated[float, typer.Option(min=1, help="Events/s sent by --through-kafka.")] = 300.0,
+    partitions: Annotated[int, typer.Option(min=1, help="Partitions for --through-kafka.")] = 4,
 ) -> None:
     """Evaluate the hybrid against tuned baselines (Protocol A and B) on any contract dataset.
 
@@ -118,6 +130,15 @@ def eval_command(
             fit=FitConfig(grid=FitConfig().grid[:1], max_rounds=50),
         )  # fmt: skip
     encoder = _encoder(settings.model_dir, variant, encoder_version or settings.encoder_version)
+    if through_kafka:
+        config = KafkaEvalConfig(
+            workers=workers, partitions=partitions, rate=rate, variant=variant,
+            encoder_version=encoder_version or settings.encoder_version,
+            max_checks=stream_checks,
+        )  # fmt: skip
+        for ds in datasets:
+            _through_kafka(console, ds, encoder, config, out)
+        return
     for ds in datasets:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -130,6 +151,27 @@ def eval_command(
         paths = write_report(doc, out / ds.name)
         _print(console, doc)
         console.print(f"report: {', '.join(str(p) for p in paths)}")
+
+
+def _through_kafka(
+    console: Console, ds: ContractDataset, encoder: TextEncoder, config: KafkaEvalConfig,
+    out: Path,
+) -> None:  # fmt: skip
+    doc = eval_through_kafka(ds, encoder, get_settings(), config)
+    path = out / ds.name / f"through-kafka-{config.workers}w.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    ci = doc["difference_ci95"]
+    console.print(
+        f"{ds.name}, {config.workers} worker(s) at {config.rate:.0f} events/s, "
+        f"{doc['events_answered']} of {doc['events']} events answered. HR@10 of the list "
+        f"published before each checked event: through Kafka {doc['through_kafka_hr_paired']:.4f}"
+        f", offline replay {doc['offline_published_hr_paired']:.4f} on the same "
+        f"{doc['paired_checks']} checks, difference {ci['diff']:+.4f} [{ci['low']:+.4f}, "
+        f"{ci['high']:+.4f}]. Offline Protocol B (fresh list at each event): "
+        f"{doc['offline_fresh_hr']:.4f} over {doc['checked']}."
+    )
+    console.print(f"report: {path}")
 
 
 def _refuse(console: Console, exc: DatasetError) -> NoReturn:

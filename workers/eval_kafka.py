@@ -49,6 +49,9 @@ class KafkaEvalConfig:
     rate: float = 300.0
     """Events/s offered, in time order; the published lists depend on it (micro-batching)."""
     variant: str = "int8"
+    backend: str = "onnx"
+    """The workers' encoder backend: onnx, or hashing (tests); the offline replay uses the
+    encoder it is given, which must be the same."""
     encoder_version: str | None = None
     user_fraction: float = 0.2
     max_checks: int = 2000
@@ -131,6 +134,7 @@ async def _through(
         "LLMREC_APP_ID": f"evalk{unique}",
         "LLMREC_PARTITIONS": str(config.partitions),
         "LLMREC_ENCODER_VARIANT": config.variant,
+        "LLMREC_ENCODER_BACKEND": config.backend,
         "LLMREC_RANKER_DIR": str(workdir / "no-ranker"),
         "LLMREC_PARK_TIMEOUT_S": "300",
         **({"LLMREC_ENCODER_VERSION": config.encoder_version} if config.encoder_version else {}),

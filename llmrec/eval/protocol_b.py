@@ -16,15 +16,16 @@ check. Events on items missing from the catalogue are skipped (the stream would 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass
 
 from llmrec.data.contract import ContractDataset
 from llmrec.engine import Engine, EngineConfig
+from llmrec.events import Event
 from llmrec.index import ItemIndex
 from llmrec.types import TextEncoder
 
-__all__ = ["PrequentialResult", "prequential"]
+__all__ = ["PrequentialResult", "check_positions", "event_stream", "prequential"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,41 +39,86 @@ class PrequentialResult:
     popular_hr: float
 
 
+def event_stream(ds: ContractDataset, known: Container[str]) -> list[Event]:
+    """The events on catalogued items in time order (stable: file order breaks ties); this is
+    the order Protocol B replays and the order `--through-kafka` sends."""
+    return sorted((e for e in ds.events if e.item_id in known), key=lambda e: e.ts)
+
+
+def check_positions(
+    stream: Sequence[Event], *, users: Collection[str] | None = None,
+    user_fraction: float = 0.2, max_checks: int = 3000, warmup_fraction: float = 0.2,
+    seed: int = 0,
+) -> list[int]:  # fmt: skip
+    """Positions in `stream` of the checked events: for a random `user_fraction` of users, each
+    user's first event on an item after the warm-up, at most `max_checks` of them.
+
+    Only a user's first event on an item is a prediction target: a later one (a review after
+    the purchase) is of an item the list may no longer show, being seen. Users are drawn from
+    `users` (default: those of `stream`).
+    """
+    rng = random.Random(seed)
+    pool = sorted(users if users is not None else {e.user_id for e in stream})
+    sampled = set(rng.sample(pool, max(1, int(len(pool) * user_fraction)))) if pool else set()
+    warmup = int(len(stream) * warmup_fraction)
+    engaged: set[tuple[str, str]] = set()
+    out: list[int] = []
+    for n, ev in enumerate(stream):
+        pair = (ev.user_id, ev.item_id)
+        if n >= warmup and ev.user_id in sampled and len(out) < max_checks and pair not in engaged:
+            out.append(n)
+        engaged.add(pair)
+    return out
+
+
 def prequential(
     ds: ContractDataset, config: EngineConfig, index: ItemIndex, encoder: TextEncoder | None,
     *, k: int = 10, user_fraction: float = 0.2, max_checks: int = 3000,
     warmup_fraction: float = 0.2, seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    hits_out: dict[int, bool] | None = None,
+    published_out: dict[int, bool | None] | None = None,
 ) -> PrequentialResult:  # fmt: skip
-    """Replay `ds` through a fresh Engine and score sampled events before folding them in."""
+    """Replay `ds` through a fresh Engine and score sampled events before folding them in;
+    `hits_out`, when given, receives each checked position's hit.
+
+    `published_out`, when given, receives each check's hit against the list a streaming worker
+    would have *published* for that user: the one computed right after the user's previous
+    event, with the statistics of that moment (None: the user had no event before). That is
+    what `llmrec eval --through-kafka` scores; the fresh list above is what a client asking at
+    the moment of the event would get.
+    """
     titles = {i: r.title for i, r in ds.items.items()}
     engine = Engine(config, index, encoder, titles=titles)
-    rng = random.Random(seed)
-    users = sorted({e.user_id for e in ds.events})
-    sampled = set(rng.sample(users, max(1, int(len(users) * user_fraction))))
-    stream = sorted((e for e in ds.events if e.item_id in index), key=lambda e: e.ts)
-    warmup = int(len(stream) * warmup_fraction)
+    stream = event_stream(ds, index)
+    checks = set(
+        check_positions(
+            stream, users={e.user_id for e in ds.events}, user_fraction=user_fraction,
+            max_checks=max_checks, warmup_fraction=warmup_fraction, seed=seed,
+        )
+    )  # fmt: skip
     states: dict[str, bytes] = {}
-    engaged: set[tuple[str, str]] = set()
+    watched = {stream[n].user_id for n in checks} if published_out is not None else set()
+    last_list: dict[str, set[str]] = {}
     checked = hits = pop_hits = 0
     for n, ev in enumerate(stream):
         state = states.get(ev.user_id)
-        pair = (ev.user_id, ev.item_id)
-        # Only a user's first event on an item is a prediction target: a later one (a review
-        # after the purchase) is of an item the list may no longer show, being seen.
-        check = (
-            n >= warmup and ev.user_id in sampled and checked < max_checks
-            and pair not in engaged
-        )  # fmt: skip
-        engaged.add(pair)
-        if check:
+        if published_out is not None and n in checks:
+            published = last_list.get(ev.user_id)
+            published_out[n] = None if published is None else ev.item_id in published
+        if n in checks:
             seen = engine.seen(state) if state else set()
             recs = engine.recommend(state, k, ev.ts)
-            hits += any(r.item_id == ev.item_id for r in recs)
+            hit = any(r.item_id == ev.item_id for r in recs)
+            hits += hit
+            if hits_out is not None:
+                hits_out[n] = hit
             popular = engine.recommend(None, k, ev.ts, exclude=seen)
             pop_hits += any(r.item_id == ev.item_id for r in popular)
             checked += 1
-        states[ev.user_id] = engine.observe(state, ev)
+        states[ev.user_id] = after = engine.observe(state, ev)
+        if ev.user_id in watched:
+            last_list[ev.user_id] = {r.item_id for r in engine.recommend(after, k, ev.ts)}
         if progress is not None and n % 1000 == 999:
             progress(1000)
     return PrequentialResult(
