@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,7 +16,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from llmrec.interests import UserState
 from tests.chaos.conftest import HASHING, chaos_catalogue, collect, metric, wait_indexed
 from tests.e2e.conftest import Pipeline
+from workers.kafka_local import free_port
 from workers.topic_admin import assign_all
+from workers.worker_proc import WorkerProcess
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.slow]
 
@@ -160,3 +163,56 @@ def test_parked_events_survive_a_crash(make_pipeline: Callable[..., Pipeline]) -
     )  # fmt: skip
     covered = {i for r in recs for i in r["covered_event_ids"]}
     assert want <= covered, f"parked events lost in the crash: {sorted(want - covered)}"
+
+
+def test_a_worker_killed_for_good_is_replaced_by_the_other(
+    make_pipeline: Callable[..., Pipeline], tmp_path: Path
+) -> None:
+    p = make_pipeline(HASHING)  # 2 partitions: one per worker
+    catalogue = chaos_catalogue(100)
+    p.send_items(catalogue)
+    env = {k: v for k, v in p.worker.env.items() if k != "LLMREC_WEB_PORT"}
+    other = WorkerProcess(
+        {**env, "LLMREC_STATE_DIR": str(tmp_path / "other")}, tmp_path / "other.log", free_port()
+    )
+    p.start()
+    other.start(timeout=300)
+    try:
+        wait_indexed(p, len(catalogue))
+        time.sleep(10)  # let the two settle into one group
+        items = [i["item_id"] for i in catalogue]
+        events = [
+            {"event_id": f"fo-{n}", "type": "view", "user_id": f"fan-{n % 200}",
+             "item_id": items[n % len(items)], "ts": NOW + n}
+            for n in range(3000)
+        ]  # fmt: skip
+        producer = threading.Thread(
+            target=_produce, args=(p.settings.bootstrap, p.topics["events"], events, 100.0)
+        )
+        producer.start()
+        time.sleep(8.0)
+        killed_at = time.time()
+        other.kill()
+        producer.join()
+        want = {e["event_id"] for e in events}
+
+        def answered(rs: list[dict[str, Any]]) -> bool:
+            return want <= {i for r in rs for i in r["covered_event_ids"]}
+
+        recs = collect(p, "recommendations", answered, timeout=180, with_timestamps=True)
+    finally:
+        other.stop()
+    answered_at: dict[str, float] = {}
+    for r in recs:
+        for i in r["covered_event_ids"]:
+            answered_at.setdefault(i, r["_kafka_ts"])
+    lost = want - answered_at.keys()
+    # The longest an event sent around the kill waited for its list: the takeover time.
+    sent_at = {e["event_id"]: killed_at - 8.0 + n / 100.0 for n, e in enumerate(events)}
+    waits = [answered_at[i] - sent_at[i] for i in want - lost if sent_at[i] >= killed_at - 1]
+    print(
+        f"\none of two workers killed for good at 100 events/s: {len(lost)} of {len(want)} lost; "
+        f"the longest wait for a list {max(waits):.1f} s (session timeout 10 s)"
+    )
+    assert not lost
+    assert max(waits) < 120.0
