@@ -22,7 +22,7 @@ from rich.progress import Progress
 
 from llmrec.data import dataset_events, item_records, load_movielens
 from llmrec.data.contract import load_contract
-from llmrec.exceptions import DatasetError
+from llmrec.exceptions import BrokerError, DatasetError
 from workers.cli_data import print_errors
 from workers.settings import Settings, get_settings
 from workers.topic_admin import assign_all, ensure_topics, topic_names
@@ -39,7 +39,11 @@ def worker(
     """Start a Faust worker: agents, tables, index replica and the web server (LLMREC_WEB_PORT)."""
     settings = get_settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(ensure_topics(settings))
+    try:
+        asyncio.run(ensure_topics(settings))
+    except BrokerError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
     from faust import Worker
 
     import workers.agents

@@ -14,13 +14,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from llmrec.exceptions import BrokerError
 from workers.settings import Settings
 
-__all__ = ["COMPACTED", "assign_all", "ensure_topics", "topic_names"]
+__all__ = ["COMPACTED", "COPARTITIONED", "assign_all", "ensure_topics", "topic_names"]
 
 log = logging.getLogger(__name__)
 
 COMPACTED = ("items", "item_vectors")
+# Keyed by user and read by the agents that own the user table's partitions.
+COPARTITIONED = ("events", "events_by_user", "events_parked")
 
 
 def topic_names(settings: Settings) -> dict[str, str]:
@@ -52,6 +55,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
             await asyncio.sleep(0.5)
     try:
         existing = set(await admin.list_topics())
+        await _check_copartitioned(admin, settings, existing)
         wanted = [
             NewTopic(
                 name,
@@ -70,6 +74,34 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+async def _check_copartitioned(
+    admin: AIOKafkaAdminClient, settings: Settings, existing: set[str]
+) -> None:
+    """Refuse topics whose partition count is not `settings.partitions` where it must be.
+
+    The user table is co-partitioned with `events`, `events-by-user` and `events-parked`: a
+    worker whose count differs from theirs writes users' state to the wrong partitions, and in a
+    probe most events were never answered. Better not to start.
+    """
+    names = topic_names(settings)
+    wanted = [names[r] for r in COPARTITIONED if names[r] in existing]
+    if not wanted:
+        return
+    cluster = await admin._client.fetch_all_metadata()  # no public metadata accessor
+    wrong = {
+        n: len(cluster.partitions_for_topic(n) or ())
+        for n in wanted
+        if len(cluster.partitions_for_topic(n) or ()) != settings.partitions
+    }
+    if wrong:
+        found = ", ".join(f"{n} has {k}" for n, k in sorted(wrong.items()))
+        raise BrokerError(
+            f"LLMREC_PARTITIONS is {settings.partitions} but {found} partitions; the user table "
+            "is co-partitioned with these topics, so they must agree (set LLMREC_PARTITIONS to "
+            "the topics' count, or use a new LLMREC_TOPIC_PREFIX and LLMREC_APP_ID)"
+        )
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], deadline: float) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from llmrec.exceptions import BrokerError
 from llmrec.index import ItemIndex
 from workers.replica import IndexReplica, VectorRecord, decode_vector, encode_vector
 from workers.settings import Settings
@@ -100,3 +101,15 @@ async def test_replica_applies_upserts_deletes_and_resumes(
     assert sum(seen) == 1, "re-read records that the snapshot already held"
     assert "late" in again.index
     assert again.titles["i0"] == "item 0"
+
+
+@pytest.mark.kafka
+async def test_a_partition_count_other_than_the_topics_is_refused(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    two = Settings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"cp{unique}.", partitions=2)
+    await ensure_topics(two)
+    await ensure_topics(two)  # the same count again is fine
+    four = two.model_copy(update={"partitions": 4})
+    with pytest.raises(BrokerError, match=r"LLMREC_PARTITIONS is 4 but .*events has 2"):
+        await ensure_topics(four)
