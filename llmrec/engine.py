@@ -209,10 +209,10 @@ class Engine:
         a crash) returns `state` itself, the same object, and touches no statistic. The state
         remembers its user's last `InterestConfig.max_event_ids` events; `is_duplicate` asks.
         """
+        if state and self.is_duplicate(state, event):
+            return state
         cfg, r = self.config, self.config.retrieval
         st = self._load(state)
-        if state and st.has_event(event.event_id):
-            return state
         st.decay_to(event.ts, cfg.interest)
         sentiment = None
         if event.text and self.encoder is not None and self._sentiment is not None:

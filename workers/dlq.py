@@ -25,9 +25,11 @@ __all__ = [
     "DLQ_MAX_ERROR_CHARS",
     "DLQ_MAX_KEY_BYTES",
     "DLQ_MAX_VALUE_BYTES",
+    "FAILURE_REASON_CHARS",
     "HEAD_BYTES",
     "dead_letter",
     "dead_letter_event",
+    "dead_letter_failure",
     "dead_letter_record",
 ]
 
@@ -146,3 +148,12 @@ async def dead_letter_event(dlq: TopicT, event: EventT[bytes], error: str, kind:
         dlq, msg.value, msg.key, error, kind,
         topic=msg.topic, partition=msg.partition, offset=msg.offset,
     )  # fmt: skip
+
+
+FAILURE_REASON_CHARS = 500
+
+
+async def dead_letter_failure(dlq: TopicT, event: EventT[bytes], exc: BaseException) -> None:
+    """`dead_letter_event` for a record whose handling raised `exc` (kind processing_error)."""
+    reason = f"{type(exc).__name__}: {exc}"[:FAILURE_REASON_CHARS]
+    await dead_letter_event(dlq, event, reason, "processing_error")

@@ -27,7 +27,7 @@ from rich.console import Console
 from llmrec.data.contract import ContractDataset
 from llmrec.engine import EngineConfig
 from llmrec.eval.data import build_index
-from llmrec.eval.protocol_b import check_positions, event_stream, prequential
+from llmrec.eval.protocol_b import event_stream, prequential
 from llmrec.eval.published import PublishedList, score_published
 from llmrec.eval.stats import paired_bootstrap
 from llmrec.events import Event
@@ -65,10 +65,6 @@ def eval_through_kafka(
     """Replay `ds` through a real broker and `config.workers` workers; score both ways."""
     index, _ = build_index(ds, list(ds.items), encoder)
     stream = event_stream(ds, index)
-    users = {e.user_id for e in ds.events}
-    checks = check_positions(
-        stream, users=users, user_fraction=config.user_fraction, max_checks=config.max_checks
-    )
     published: dict[int, bool | None] = {}
     offline = prequential(
         ds, EngineConfig(), index, encoder, user_fraction=config.user_fraction,
@@ -90,7 +86,8 @@ def eval_through_kafka(
     finally:
         broker.down()
         shutil.rmtree(workdir, ignore_errors=True)
-    score = score_published(stream, checks, run.pop("lists"))
+    # Protocol B's checked positions are the keys the offline replay filled.
+    score = score_published(stream, sorted(published), run.pop("lists"))
     # Paired on the checks where both the pipeline and the offline replay had published a list.
     common = sorted(n for n in score.hit_at if published.get(n) is not None)
     a = np.array([score.hit_at[n] for n in common], dtype=np.float64)

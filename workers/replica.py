@@ -108,7 +108,6 @@ class IndexReplica:
         self._saved: dict[int, int] = dict(self._next)
         self._end: dict[int, int] = {}
         self.caught_up = asyncio.Event()
-        self.last_poll_ok = 0.0
         self.broker_ok_at = 0.0
         self.failures = 0
         self._consumer: AIOKafkaConsumer | None = None
@@ -181,7 +180,8 @@ class IndexReplica:
                 backoff = min(_BACKOFF_MAX_S, backoff * 2)
 
     async def probe(self, every_s: float = 0.5, timeout_s: float = 1.0) -> None:
-        """Ask the broker for metadata every `every_s`: `broker_ok_at` says when it last answered.
+        """Ask the broker for metadata every `every_s`: `broker_ok_at` says when it last answered
+        (and the `llmrec_broker_up` gauge whether that was in the last 2 s).
 
         A consumer's `getmany` returns empty batches while the broker is down, so polling alone
         cannot tell an idle topic from a dead broker.
@@ -196,6 +196,7 @@ class IndexReplica:
                     raise
                 except Exception:
                     pass
+            metrics.BROKER_UP.set(1.0 if self.broker_ok() else 0.0)
             await asyncio.sleep(every_s)
 
     def broker_ok(self, within_s: float = 2.0) -> bool:
@@ -227,7 +228,6 @@ class IndexReplica:
             last_snapshot = time.monotonic()
             while True:
                 batches = await consumer.getmany(timeout_ms=100, max_records=512)
-                self.last_poll_ok = time.time()
                 for tp, records in batches.items():
                     await self._apply(records)
                     self._next[tp.partition] = records[-1].offset + 1

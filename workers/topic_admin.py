@@ -90,11 +90,8 @@ async def _check_copartitioned(
     if not wanted:
         return
     cluster = await admin._client.fetch_all_metadata()  # no public metadata accessor
-    wrong = {
-        n: len(cluster.partitions_for_topic(n) or ())
-        for n in wanted
-        if len(cluster.partitions_for_topic(n) or ()) != settings.partitions
-    }
+    counts = {n: len(cluster.partitions_for_topic(n) or ()) for n in wanted}
+    wrong = {n: k for n, k in counts.items() if k != settings.partitions}
     if wrong:
         found = ", ".join(f"{n} has {k}" for n, k in sorted(wrong.items()))
         raise BrokerError(

@@ -17,6 +17,7 @@ from typing import Any
 
 from faust.web import Request, Response, View
 
+from llmrec.events import MAX_ID_CHARS
 from workers import metrics, topics
 from workers.agents.runtime import Runtime
 from workers.app import app
@@ -36,7 +37,6 @@ __all__ = [
 
 K_MAX = 200
 """Largest list a request may ask for: the upper bound of `Settings.recommend_k`."""
-MAX_ID_CHARS = 256
 SIMILAR_K = 10
 
 

@@ -103,10 +103,10 @@ def prequential(
     checked = hits = pop_hits = 0
     for n, ev in enumerate(stream):
         state = states.get(ev.user_id)
-        if published_out is not None and n in checks:
-            published = last_list.get(ev.user_id)
-            published_out[n] = None if published is None else ev.item_id in published
         if n in checks:
+            if published_out is not None:
+                published = last_list.get(ev.user_id)
+                published_out[n] = None if published is None else ev.item_id in published
             seen = engine.seen(state) if state else set()
             recs = engine.recommend(state, k, ev.ts)
             hit = any(r.item_id == ev.item_id for r in recs)

@@ -21,7 +21,7 @@ from llmrec.types import Vector
 from workers import metrics, topics
 from workers.agents.runtime import Runtime
 from workers.app import app
-from workers.dlq import dead_letter_event
+from workers.dlq import dead_letter_event, dead_letter_failure
 from workers.replica import VectorRecord, encode_vector
 
 __all__ = ["encode_batch", "items_agent"]
@@ -96,8 +96,7 @@ async def _encode(rt: Runtime, records: Sequence[ItemRecord]) -> list[Vector | E
 
 async def _failed(event: EventT[bytes], exc: Exception) -> None:
     log.error("item record failed: %s", type(exc).__name__, exc_info=exc)
-    reason = f"{type(exc).__name__}: {exc}"[:500]
-    await dead_letter_event(topics.items_dlq, event, reason, "processing_error")
+    await dead_letter_failure(topics.items_dlq, event, exc)
 
 
 @app.agent(topics.items)

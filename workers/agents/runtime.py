@@ -126,23 +126,22 @@ class Runtime(mode.Service):
     def _stats_path(self) -> Path:
         return self.settings.state_dir / "stats.bin"
 
-    def _restore_stats(self) -> bool:
+    def _restore_stats(self) -> None:
         """Popularity, item statistics, co-visitation and new-item marks as last saved."""
         path = self._stats_path
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return False
+            return
         except OSError as exc:
             log.warning("cannot read %s: %s; statistics start empty", path, exc)
-            return False
+            return
         try:
             self.engine.restore_stats(data)
         except SnapshotError as exc:
             log.warning("discarding damaged statistics snapshot %s: %s", path, exc)
-            return False
+            return
         log.info("restored statistics from %s (%d bytes)", path, len(data))
-        return True
 
     def save_stats(self) -> None:
         """Write the statistics atomically (on the loop thread: the agents update them there)."""
@@ -191,8 +190,3 @@ class Runtime(mode.Service):
             self.engine.forget_item(item_id)
         for item_id, rec in added:
             self.engine.note_item(item_id, rec.title, rec.ts)
-
-    @mode.Service.timer(0.5)
-    async def _broker_gauge(self) -> None:
-        if hasattr(self, "replica"):
-            metrics.BROKER_UP.set(1.0 if self.replica.broker_ok() else 0.0)

@@ -25,7 +25,7 @@ from workers import metrics, topics
 from workers.agents.parking import Ticket, Verdict, verdict
 from workers.agents.runtime import Runtime
 from workers.app import app
-from workers.dlq import dead_letter, dead_letter_event
+from workers.dlq import dead_letter, dead_letter_event, dead_letter_failure
 from workers.tables import user_state
 
 __all__ = [
@@ -54,9 +54,7 @@ async def admit(rt: Runtime, event: EventT[bytes], *, keyed_by_user: bool) -> Ev
         return await _admit(rt, event, keyed_by_user=keyed_by_user)
     except Exception as exc:
         log.error("could not admit a record: %s", type(exc).__name__, exc_info=True)
-        await dead_letter_event(
-            topics.events_dlq, event, f"{type(exc).__name__}: {exc}"[:500], "processing_error"
-        )
+        await dead_letter_failure(topics.events_dlq, event, exc)
         return None
 
 
@@ -135,9 +133,7 @@ async def retry_parked(rt: Runtime, event: EventT[bytes]) -> None:
             )  # fmt: skip
     except Exception as exc:
         log.error("could not retry a parked record: %s", type(exc).__name__, exc_info=True)
-        await dead_letter_event(
-            topics.events_dlq, event, f"{type(exc).__name__}: {exc}"[:500], "processing_error"
-        )
+        await dead_letter_failure(topics.events_dlq, event, exc)
 
 
 async def handle(
@@ -215,9 +211,10 @@ def fold_events(
     new = b""
     vecs = vectors if vectors is not None else rt.engine.encode_texts(events)
     for ev, vec in zip(events, vecs, strict=True):
-        if rt.engine.is_duplicate(state, ev):
+        new = rt.engine.observe(state, ev, text_vec=vec)
+        if new is state:
             metrics.DUPLICATES.inc()  # redelivered after a crash: answered again, applied once
-        state = new = rt.engine.observe(state, ev, text_vec=vec)
+        state = new
     user_state[user_key] = new
     return new
 
