@@ -72,19 +72,25 @@ class CoVisitation:
         """Count `item_id` as co-visited with `recent` (most recent last, excluding itself)."""
         if weight <= 0:
             return
-        self._mass[item_id] += weight
+        window = [r for r in recent if r != item_id][-self.config.window :]
+        gap = self.config.gap_decay
+        increments = [(other, weight * gap**dist) for dist, other in enumerate(reversed(window))]
+        self.merge(item_id, self._mass[item_id] + weight, increments)
+
+    def merge(self, item_id: str, mass: float, increments: Sequence[tuple[str, float]]) -> None:
+        """Set `item_id`'s mass and add each (other, w) of `increments` to the pair's count,
+        both directions, in order (`add` is this; so is a replicated `ItemRecord`)."""
+        self._mass[item_id] = mass
         alpha = self.config.normalise_alpha
         key = self._intern(item_id)  # first: interning may grow `_right`
-        self._right[key] = max(self._mass[item_id], 1e-9) ** (1 - alpha)
-        window = [r for r in recent if r != item_id][-self.config.window :]
-        if not window:
+        self._right[key] = max(mass, 1e-9) ** (1 - alpha)
+        if not increments:
             return
-        gap, arrays, lists = self.config.gap_decay, self._arrays, self._lists
+        arrays, lists = self._arrays, self._lists
         arrays.pop(key, None)
         own = self._list(key)  # fetched once: every pair below adds to it
-        for dist, other in enumerate(reversed(window)):
+        for other, w in increments:
             k = self._intern(other)
-            w = weight * gap**dist
             own = self._bump(key, own, other, k, w)
             arrays.pop(k, None)
             self._bump(k, lists.get(k) or self._list(k), item_id, key, w)

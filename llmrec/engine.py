@@ -36,6 +36,7 @@ from llmrec.ranker.features import feature_matrix
 from llmrec.ranker.model import Ranker
 from llmrec.rerank import RerankConfig, mmr
 from llmrec.sentiment import SentimentScorer, rating_sentiment
+from llmrec.shared_stats import ItemStatsRecord, StatsUpdate
 from llmrec.stats_snapshot import StatsPart, check, pack, unpack
 from llmrec.types import TextEncoder, Vector, Vectors
 
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+Array = npt.NDArray[np.float64]
 
 DEFAULT_EVENT_WEIGHTS: Mapping[str, float] = {
     EventType.VIEW: 0.5,
@@ -99,6 +102,8 @@ class Engine:
         self._titles: dict[str, str] = dict(titles or {})
         self._id_of_hash: dict[int, str] = {}
         self._new: OrderedDict[str, float] = OrderedDict()
+        # the last replicated out-list of each item (`apply_record`): ids and counts
+        self._outs: dict[str, tuple[tuple[str, ...], Array]] = {}
 
     # -- catalogue ---------------------------------------------------------------------------
 
@@ -134,9 +139,10 @@ class Engine:
 
     # -- statistics across restarts ----------------------------------------------------------
 
-    def stats_to_bytes(self) -> bytes:
-        """The shared statistics (popularity, item stats, co-visitation, new-item marks) as
-        compact checked bytes (`llmrec.stats_snapshot`); run on the writer thread."""
+    def stats_to_bytes(self, extra: Mapping[str, StatsPart] | None = None) -> bytes:
+        """The shared statistics (popularity, item stats, co-visitation, new-item marks, the
+        replicated out-lists) and the caller's `extra` parts as compact checked bytes
+        (`llmrec.stats_snapshot`); run on the writer thread."""
         new = StatsPart(
             list(self._new), {"ts": np.fromiter(self._new.values(), np.float64, len(self._new))}
         )
@@ -145,8 +151,37 @@ class Engine:
             "items": self.items.to_part(),
             "covisit": self.covisit.to_part(),
             "new": new,
+            **self._outs_parts(),
+            **(extra or {}),
         }
         return pack(parts)
+
+    def _outs_parts(self) -> dict[str, StatsPart]:
+        outs = self._outs
+        length = np.fromiter((len(ids) for ids, _ in outs.values()), np.int32, len(outs))
+        counts = [c for _, c in outs.values()]
+        return {
+            "outs": StatsPart(list(outs), {"length": length}),
+            "outs_to": StatsPart(
+                [i for ids, _ in outs.values() for i in ids],
+                {"count": np.concatenate(counts) if counts else np.zeros(0)},
+            ),
+        }
+
+    @staticmethod
+    def _outs_from(parts: Mapping[str, StatsPart]) -> dict[str, tuple[tuple[str, ...], Array]]:
+        if "outs" not in parts:  # a snapshot from before the replicated statistics
+            return {}
+        src, to = parts["outs"], parts["outs_to"]
+        length = src.array("length", np.int32, (len(src.ids),))
+        count = to.array("count", np.float64, (len(to.ids),))
+        check(bool((length >= 0).all()) and int(length.sum()) == len(to.ids), "out-lists")
+        check(bool(np.isfinite(count).all()), "out-list counts")
+        out, lo = {}, 0
+        for item_id, n in zip(src.ids, length.tolist(), strict=True):
+            out[item_id] = (tuple(to.ids[lo : lo + n]), count[lo : lo + n].copy())
+            lo += n
+        return out
 
     def restore_stats(self, data: bytes) -> None:
         """Replace the shared statistics by those `stats_to_bytes` wrote: all or nothing, a
@@ -163,7 +198,9 @@ class Engine:
         new = OrderedDict(zip(marks.ids, ts, strict=True))
         while len(new) > self.config.max_new_items:
             new.popitem(last=False)
+        outs = self._outs_from(parts)
         self.popularity, self.items, self.covisit, self._new = popularity, items, covisit, new
+        self._outs = outs
         self._id_of_hash.update((id_hash(i), i) for i in parts["items"].ids)
 
     # -- state -------------------------------------------------------------------------------
@@ -209,8 +246,22 @@ class Engine:
         a crash) returns `state` itself, the same object, and touches no statistic. The state
         remembers its user's last `InterestConfig.max_event_ids` events; `is_duplicate` asks.
         """
+        new, update = self.observe_update(state, event, text_vec=text_vec)
+        if shared and update is not None:
+            self.apply_update(update)
+        return new
+
+    def observe_update(
+        self, state: bytes | None, event: Event, *, text_vec: Vector | None = None
+    ) -> tuple[bytes, StatsUpdate | None]:
+        """`observe` without the statistics: the user's new state and what the event changes in
+        the shared statistics (None for a redelivered event, returned as `state` itself).
+
+        The workers send the update to the item's owner (`llmrec.shared_stats`); `observe`
+        applies it here.
+        """
         if state and self.is_duplicate(state, event):
-            return state
+            return state, None
         cfg, r = self.config, self.config.retrieval
         st = self._load(state)
         st.decay_to(event.ts, cfg.interest)
@@ -238,20 +289,51 @@ class Engine:
             st.note_sentiment(sentiment, cfg.interest)
         engage = 1.0 if (weight > 0 or r.negatives_engage) else 0.0
         first = event.type is not EventType.REVIEW or not st.has_seen(event.item_id)
-        if shared and first:
-            self.covisit.add(
-                event.item_id, [i for i, w in st.recent if w > 0 or r.negatives_engage], engage
-            )
-            self.popularity.add(event.item_id, event.ts, engage)
-            self.items.engage(event.item_id, event.ts, sentiment)
-        if shared and text_vec is not None:
-            self.items.add_review(event.item_id, text_vec)
-        if shared:
-            self._new.pop(event.item_id, None)
+        window = tuple(i for i, w in st.recent if w > 0 or r.negatives_engage) if first else ()
+        update = StatsUpdate(
+            event.item_id, event.ts, engage, first, window, sentiment,
+            text_vec if text_vec is not None else None,
+        )  # fmt: skip
         self._id_of_hash[id_hash(event.item_id)] = event.item_id
         st.remember(event.item_id, weight, cfg.interest)
         st.note_event(event.event_id, cfg.interest)
-        return st.to_bytes()
+        return st.to_bytes(), update
+
+    def apply_update(self, u: StatsUpdate) -> None:
+        """Apply one event's update to the statistics held here (one process: the evaluation)."""
+        if u.first:
+            self.covisit.add(u.item_id, u.window, u.engage)
+            self.popularity.add(u.item_id, u.ts, u.engage)
+            self.items.engage(u.item_id, u.ts, u.sentiment)
+        if u.review is not None:
+            self.items.add_review(u.item_id, u.review)
+        self._new.pop(u.item_id, None)
+
+    def apply_record(self, item_id: str, record: ItemStatsRecord) -> None:
+        """Replace `item_id`'s share of the statistics by its owner's `record` (a worker's
+        replica of `item-stats`): the graph gains what the out-list gained since the last one."""
+        old = self._outs.get(item_id)
+        before = dict(zip(old[0], old[1].tolist(), strict=True)) if old is not None else {}
+        increments = [
+            (other, c - before.get(other, 0.0))
+            for other, c in record.out.items()
+            if c > before.get(other, 0.0)
+        ]
+        if record.mass > 0 or increments:
+            self.covisit.merge(item_id, record.mass, increments)
+        if record.pop_ref is not None:
+            self.popularity.set(item_id, record.pop_value, record.pop_ref)
+        if record.count > 0 or record.review_n > 0:
+            self.items.set(
+                item_id, count=record.count, first_ts=record.first_ts, sent_sum=record.sent_sum,
+                sent_n=record.sent_n, review_sum=record.review_sum, review_n=record.review_n,
+            )  # fmt: skip
+        self._outs[item_id] = (
+            tuple(record.out),
+            np.fromiter(record.out.values(), np.float64, len(record.out)),
+        )
+        self._new.pop(item_id, None)
+        self._id_of_hash[id_hash(item_id)] = item_id
 
     def is_duplicate(self, state: bytes | None, event: Event) -> bool:
         """Whether `observe(state, event)` would skip `event` as already applied (cheap: reads

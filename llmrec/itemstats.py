@@ -83,6 +83,19 @@ class ItemStats:
         self._text_sum[r] += text_vector
         self._text_n[r] += 1
 
+    def set(
+        self, item_id: str, *, count: float, first_ts: float, sent_sum: float, sent_n: int,
+        review_sum: Vector | None, review_n: int,
+    ) -> None:  # fmt: skip
+        """Replace the item's stream statistics by a replicated `ItemRecord`'s (its first-seen
+        time stays the earlier of the catalogue's and the record's)."""
+        if not math.isnan(first_ts):
+            self.note(item_id, first_ts)
+        r = self._ensure(item_id)
+        self._count[r], self._sent_sum[r], self._sent_n[r] = count, sent_sum, sent_n
+        self._text_n[r] = review_n
+        self._text_sum[r] = review_sum if review_sum is not None else 0.0
+
     # -- snapshot --------------------------------------------------------------------------
 
     _COLUMNS = (

@@ -54,6 +54,27 @@ class DecayedPopularity:
             self._val[: len(self._ids)] *= math.exp(-exponent)
             self._total *= math.exp(-exponent)
             self._ref, exponent = ts, 0.0
+        i = self._slot(item_id)
+        inc = weight * math.exp(exponent)
+        self._val[i] += inc
+        self._total += inc
+
+    def set(self, item_id: str, value: float, ref: float) -> None:
+        """Replace `item_id`'s score by `value`, its decayed engagement as of time `ref` (a
+        replicated `ItemRecord`); the total follows."""
+        if self._ref is None:
+            self._ref = ref
+        exponent = (ref - self._ref) * self._rate
+        if exponent > _RESCALE_AT:
+            self._val[: len(self._ids)] *= math.exp(-exponent)
+            self._total *= math.exp(-exponent)
+            self._ref, exponent = ref, 0.0
+        i = self._slot(item_id)
+        new = value * math.exp(exponent)
+        self._total = max(0.0, self._total + new - float(self._val[i]))
+        self._val[i] = new
+
+    def _slot(self, item_id: str) -> int:
         i = self._pos.get(item_id)
         if i is None:
             i = len(self._ids)
@@ -61,9 +82,7 @@ class DecayedPopularity:
             self._ids.append(item_id)
             if i >= self._val.shape[0]:
                 self._val = np.concatenate([self._val, np.zeros_like(self._val)])
-        inc = weight * math.exp(exponent)
-        self._val[i] += inc
-        self._total += inc
+        return i
 
     def scores(self, now: float) -> tuple[list[str], npt.NDArray[np.float64]]:
         """All items and their decayed scores at `now`, as shares of the total (sum to <= 1)."""

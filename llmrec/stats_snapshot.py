@@ -162,7 +162,8 @@ def _decode_ids(lengths: Array, blob: Array, part: str) -> list[str]:
     ends = np.cumsum(lengths, dtype=np.int64)
     check(int(ends[-1]) == blob.size if ends.size else not blob.size, f"{part} id lengths")
     raw = blob.tobytes()
-    bounds = list(zip([0, *ends[:-1].tolist()], ends.tolist(), strict=True))
+    starts = [0, *ends.tolist()][: ends.size]  # no ids: no bounds
+    bounds = list(zip(starts, ends.tolist(), strict=True))
     if raw.isascii():  # the usual case: slice one decoded string
         text = raw.decode("ascii")
         return [text[a:b] for a, b in bounds]

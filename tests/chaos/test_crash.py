@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from llmrec.interests import UserState
 from tests.chaos.conftest import HASHING, chaos_catalogue, collect, metric, wait_indexed
@@ -86,6 +86,42 @@ def _user_states(p: Pipeline, app_id: str) -> dict[str, UserState]:
     return {u: UserState.from_bytes(v) for u, v in asyncio.run(go()).items()}
 
 
+def _where_lost(p: Pipeline, lost: set[str], killed_at: float) -> str:
+    """Where the lost events were: partition and offset ranges on `events`, the group's
+    committed offsets, dead letters that name them, and the worker's log."""
+
+    async def go() -> str:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=p.settings.bootstrap, group_id=None, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        where: dict[int, list[int]] = {}
+        sent_at: list[float] = []
+        try:
+            tps = await assign_all(consumer, p.topics["events"])
+            end = await consumer.end_offsets(tps)
+            await consumer.seek_to_beginning(*tps)
+            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for r in records:
+                        if orjson.loads(r.value)["event_id"] in lost:
+                            where.setdefault(r.partition, []).append(r.offset)
+                            sent_at.append(r.timestamp / 1000.0 - killed_at)
+        finally:
+            await consumer.stop()
+        ranges = {k: (min(v), max(v), len(v), end[TopicPartition(p.topics["events"], k)])
+                  for k, v in where.items()}  # fmt: skip
+        dlq = collect(p, "events_dlq", lambda _: True, timeout=5)
+        kinds = sorted({f"{d['kind']}: {str(d['error'])[:80]}" for d in dlq})
+        return (
+            f"lost {len(lost)} events; by partition (first, last, count, end): {ranges}; "
+            f"sent {min(sent_at):.1f}..{max(sent_at):.1f} s after the kill; "
+            f"{len(dlq)} dead letters {kinds}; worker log {p.worker.log_path}"
+        )
+
+    return asyncio.run(go())
+
+
 def test_kill_9_under_load_loses_nothing_and_applies_each_event_once(
     make_pipeline: Callable[..., Pipeline],
 ) -> None:
@@ -125,7 +161,7 @@ def test_kill_9_under_load_loses_nothing_and_applies_each_event_once(
         f"{restarted_at - killed_at:.1f} s); {len(want - covered)} of {len(want)} lost; "
         f"{twice} answered twice; {duplicates:.0f} redeliveries recognised and not re-applied"
     )
-    assert not want - covered, f"lost {len(want - covered)} events"
+    assert not want - covered, _where_lost(p, want - covered, killed_at)
     assert recovery < 60.0, f"no list for {recovery:.1f} s after the crash (target 10 s)"
 
     # Each applied event appends its id to the state's memory once: a re-applied event would
