@@ -183,10 +183,11 @@ class Engine:
             lo += n
         return out
 
-    def restore_stats(self, data: bytes) -> None:
+    def restore_stats(self, data: bytes) -> dict[str, StatsPart]:
         """Replace the shared statistics by those `stats_to_bytes` wrote: all or nothing, a
         SnapshotError on damaged bytes leaves the current ones. Run before observing, on the
-        writer thread; then `note_item` each indexed item (new ones get marked new)."""
+        writer thread; then `note_item` each indexed item (new ones get marked new).
+        Returns the parts that were not the engine's (the caller's `extra`)."""
         parts = unpack(data)
         missing = {"popularity", "items", "covisit", "new"} - set(parts)
         check(not missing, f"missing parts {sorted(missing)}")
@@ -202,6 +203,8 @@ class Engine:
         self.popularity, self.items, self.covisit, self._new = popularity, items, covisit, new
         self._outs = outs
         self._id_of_hash.update((id_hash(i), i) for i in parts["items"].ids)
+        own = {"popularity", "items", "covisit", "new", "outs", "outs_to"}
+        return {name: part for name, part in parts.items() if name not in own}
 
     # -- state -------------------------------------------------------------------------------
 

@@ -105,3 +105,25 @@ PARK_HOPS = Counter(
 def render() -> bytes:
     """The registry in the Prometheus text exposition format."""
     return generate_latest(REGISTRY)
+
+
+STATS_RECORDS = Counter(
+    "llmrec_item_stats_records",
+    "Item-stats records applied to this worker's engine by its replica.",
+    registry=REGISTRY,
+)
+BAD_STATS = Counter(
+    "llmrec_bad_item_stats_records",
+    "Item-stats records or updates that could not be read, skipped.",
+    registry=REGISTRY,
+)
+STATS_UPDATES = Counter(
+    "llmrec_item_stats_updates",
+    "Statistics updates folded into item records by this worker (the items it owns).",
+    registry=REGISTRY,
+)
+STATS_SEND_FAILURES = Counter(
+    "llmrec_item_stats_update_send_failures",
+    "Statistics updates that could not be sent to their item's owner (the statistics miss them).",
+    registry=REGISTRY,
+)

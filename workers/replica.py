@@ -31,7 +31,7 @@ from llmrec.types import Vector
 from workers import metrics
 from workers.topic_admin import assign_all
 
-__all__ = ["IndexReplica", "VectorRecord", "decode_vector", "encode_vector"]
+__all__ = ["IndexReplica", "TopicReplica", "VectorRecord", "decode_vector", "encode_vector"]
 
 log = logging.getLogger(__name__)
 
@@ -82,72 +82,45 @@ _BACKOFF_MAX_S = 10.0
 OnChange = Callable[[list[tuple[str, VectorRecord]], list[str]], Awaitable[None]]
 
 
-class IndexReplica:
-    """Consumes all of `item-vectors` into an ItemIndex; snapshots it with its offsets."""
+class TopicReplica:
+    """Consumes every partition of one topic, without a group, from the offsets it was given:
+    the supervised loop (reconnects with backoff), catch-up, lag and periodic snapshots.
+    Subclasses say how to apply a partition's records and how to snapshot."""
+
+    name = "replica"
+    """The loop's name in logs and in `llmrec_loop_restarts_total`."""
 
     def __init__(
         self,
         *,
         bootstrap: str,
         topic: str,
-        index: ItemIndex,
-        snapshot_dir: Path,
         snapshot_every_s: float,
-        on_change: OnChange,
         offsets: dict[int, int] | None = None,
-        titles: dict[str, str] | None = None,
     ) -> None:
         self.topic = topic
-        self.index = index
-        self.titles: dict[str, str] = dict(titles or {})
         self._bootstrap = bootstrap
-        self._snapshot_dir = snapshot_dir
         self._snapshot_every_s = snapshot_every_s
-        self._on_change = on_change
         self._next: dict[int, int] = dict(offsets or {})
-        self._saved: dict[int, int] = dict(self._next)
         self._end: dict[int, int] = {}
         self.caught_up = asyncio.Event()
         self.broker_ok_at = 0.0
         self.failures = 0
         self._consumer: AIOKafkaConsumer | None = None
 
-    # -- snapshot ----------------------------------------------------------------------------
-
-    @staticmethod
-    def load_snapshot(
-        snapshot_dir: Path,
-    ) -> tuple[ItemIndex, dict[int, int], dict[str, str]] | None:
-        """The saved index, next offsets and titles, or None when there is none readable.
-
-        A damaged snapshot is logged and skipped (the replica then rebuilds from the topic); a
-        crash between `ItemIndex.save`'s two renames leaves the previous one as `<dir>.old`.
-        """
-        for candidate in (snapshot_dir, snapshot_dir.with_name(snapshot_dir.name + ".old")):
-            if not (candidate / "meta.json").exists():
-                continue
-            try:
-                index, meta = ItemIndex.load(candidate)
-            except ItemIndexError as exc:
-                log.warning("ignoring unreadable index snapshot %s: %s", candidate, exc)
-                continue
-            offsets = {int(p): int(o) for p, o in meta.get("offsets", {}).items()}
-            return index, offsets, dict(meta.get("titles", {}))
-        return None
+    async def _apply(self, records: list[Any]) -> None:
+        """Apply one partition's records, in order."""
+        raise NotImplementedError
 
     def snapshot(self) -> None:
-        """Save the index with the offsets it reflects (atomic; no-op when nothing changed)."""
-        if self._next == self._saved:
-            return
-        started = time.perf_counter()
-        offsets = dict(self._next)
-        meta = {"topic": self.topic, "offsets": offsets, "titles": self.titles}
-        self.index.save(self._snapshot_dir, meta)
-        self._saved = offsets
-        log.info(
-            "index snapshot: %d items, offsets %s, %.0f ms",
-            len(self.index), offsets, 1000 * (time.perf_counter() - started),
-        )  # fmt: skip
+        """Save what was applied with the offsets it reflects (no-op by default)."""
+
+    def _polled(self) -> None:
+        """Called after every poll (gauges)."""
+
+    def offsets(self) -> dict[int, int]:
+        """The next offset to read of each partition read so far."""
+        return dict(self._next)
 
     # -- consuming ---------------------------------------------------------------------------
 
@@ -169,12 +142,12 @@ class IndexReplica:
                 raise
             except Exception as exc:
                 self.failures += 1
-                metrics.LOOP_RESTARTS.labels(loop="replica").inc()
+                metrics.LOOP_RESTARTS.labels(loop=self.name).inc()
                 if time.monotonic() - started > 60.0:
                     backoff = _BACKOFF_MIN_S  # it had been running fine: start over gently
                 log.warning(
-                    "item replica: %s: %s; reconnecting in %.1f s",
-                    type(exc).__name__, str(exc)[:200], backoff,
+                    "%s: %s: %s; reconnecting in %.1f s",
+                    self.name, type(exc).__name__, str(exc)[:200], backoff,
                 )  # fmt: skip
                 await asyncio.sleep(backoff)
                 backoff = min(_BACKOFF_MAX_S, backoff * 2)
@@ -233,7 +206,7 @@ class IndexReplica:
                     self._next[tp.partition] = records[-1].offset + 1
                 if not self.caught_up.is_set():
                     if all(self._next.get(p, 0) >= e for p, e in self._end.items()):
-                        log.info("replica caught up: %d items", len(self.index))
+                        log.info("%s caught up at %s", self.name, self._next)
                         self.caught_up.set()
                         self.snapshot()
                 elif time.monotonic() - last_snapshot > self._snapshot_every_s:
@@ -243,11 +216,76 @@ class IndexReplica:
                     self._end = {
                         tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()
                     }
-                metrics.INDEX_ITEMS.set(len(self.index))
+                self._polled()
                 metrics.LAG.labels(topic=self.topic).set(self.lag())
         finally:
             self._consumer = None
             await consumer.stop()
+
+
+class IndexReplica(TopicReplica):
+    """Consumes all of `item-vectors` into an ItemIndex; snapshots it with its offsets."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        index: ItemIndex,
+        snapshot_dir: Path,
+        snapshot_every_s: float,
+        on_change: OnChange,
+        offsets: dict[int, int] | None = None,
+        titles: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            bootstrap=bootstrap, topic=topic, snapshot_every_s=snapshot_every_s, offsets=offsets
+        )
+        self.index = index
+        self.titles: dict[str, str] = dict(titles or {})
+        self._snapshot_dir = snapshot_dir
+        self._on_change = on_change
+        self._saved: dict[int, int] = dict(self._next)
+
+    def _polled(self) -> None:
+        metrics.INDEX_ITEMS.set(len(self.index))
+
+    # -- snapshot ----------------------------------------------------------------------------
+
+    @staticmethod
+    def load_snapshot(
+        snapshot_dir: Path,
+    ) -> tuple[ItemIndex, dict[int, int], dict[str, str]] | None:
+        """The saved index, next offsets and titles, or None when there is none readable.
+
+        A damaged snapshot is logged and skipped (the replica then rebuilds from the topic); a
+        crash between `ItemIndex.save`'s two renames leaves the previous one as `<dir>.old`.
+        """
+        for candidate in (snapshot_dir, snapshot_dir.with_name(snapshot_dir.name + ".old")):
+            if not (candidate / "meta.json").exists():
+                continue
+            try:
+                index, meta = ItemIndex.load(candidate)
+            except ItemIndexError as exc:
+                log.warning("ignoring unreadable index snapshot %s: %s", candidate, exc)
+                continue
+            offsets = {int(p): int(o) for p, o in meta.get("offsets", {}).items()}
+            return index, offsets, dict(meta.get("titles", {}))
+        return None
+
+    def snapshot(self) -> None:
+        """Save the index with the offsets it reflects (atomic; no-op when nothing changed)."""
+        if self._next == self._saved:
+            return
+        started = time.perf_counter()
+        offsets = dict(self._next)
+        meta = {"topic": self.topic, "offsets": offsets, "titles": self.titles}
+        self.index.save(self._snapshot_dir, meta)
+        self._saved = offsets
+        log.info(
+            "index snapshot: %d items, offsets %s, %.0f ms",
+            len(self.index), offsets, 1000 * (time.perf_counter() - started),
+        )  # fmt: skip
 
     async def _apply(self, records: list[Any]) -> None:
         """Apply one partition's records in order: runs of upserts in one batch, then deletes."""

@@ -17,13 +17,23 @@ from aiokafka.errors import TopicAlreadyExistsError
 from llmrec.exceptions import BrokerError
 from workers.settings import Settings
 
-__all__ = ["COMPACTED", "COPARTITIONED", "assign_all", "ensure_topics", "topic_names"]
+__all__ = [
+    "COMPACTED",
+    "COPARTITIONED",
+    "COPARTITIONED_ITEMS",
+    "assign_all",
+    "ensure_topics",
+    "topic_names",
+]
 
 log = logging.getLogger(__name__)
 
-COMPACTED = ("items", "item_vectors")
+COMPACTED = ("items", "item_vectors", "item_stats")
 # Keyed by user and read by the agents that own the user table's partitions.
 COPARTITIONED = ("events", "events_by_user", "events_parked")
+# Keyed by item: the item-stats table (whose changelog is `item-stats`) is co-partitioned with
+# `item-updates` the same way.
+COPARTITIONED_ITEMS = ("item_updates", "item_stats")
 
 
 def topic_names(settings: Settings) -> dict[str, str]:
@@ -35,6 +45,8 @@ def topic_names(settings: Settings) -> dict[str, str]:
         "events": f"{p}events",
         "events_by_user": f"{p}events-by-user",
         "events_parked": f"{p}events-parked",
+        "item_updates": f"{p}item-updates",
+        "item_stats": f"{p}item-stats",
         "recommendations": f"{p}recommendations",
         "events_dlq": f"{p}events.dlq",
         "items_dlq": f"{p}items.dlq",
@@ -86,7 +98,8 @@ async def _check_copartitioned(
     probe most events were never answered. Better not to start.
     """
     names = topic_names(settings)
-    wanted = [names[r] for r in COPARTITIONED if names[r] in existing]
+    roles = COPARTITIONED + COPARTITIONED_ITEMS
+    wanted = [names[r] for r in roles if names[r] in existing]
     if not wanted:
         return
     cluster = await admin._client.fetch_all_metadata()  # no public metadata accessor
@@ -95,9 +108,10 @@ async def _check_copartitioned(
     if wrong:
         found = ", ".join(f"{n} has {k}" for n, k in sorted(wrong.items()))
         raise BrokerError(
-            f"LLMREC_PARTITIONS is {settings.partitions} but {found} partitions; the user table "
-            "is co-partitioned with these topics, so they must agree (set LLMREC_PARTITIONS to "
-            "the topics' count, or use a new LLMREC_TOPIC_PREFIX and LLMREC_APP_ID)"
+            f"LLMREC_PARTITIONS is {settings.partitions} but {found} partitions; the user and "
+            "item-stats tables are co-partitioned with these topics, so they must agree (set "
+            "LLMREC_PARTITIONS to the topics' count, or use a new LLMREC_TOPIC_PREFIX and "
+            "LLMREC_APP_ID)"
         )
 
 

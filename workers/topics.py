@@ -18,6 +18,8 @@ __all__ = [
     "events_by_user",
     "events_dlq",
     "events_parked",
+    "item_stats",
+    "item_updates",
     "item_vectors",
     "items",
     "items_dlq",
@@ -51,3 +53,16 @@ events_parked = _topic("events_parked")
 recommendations = _topic("recommendations")
 events_dlq = _topic("events_dlq")
 items_dlq = _topic("items_dlq")
+# The shared statistics (llmrec.shared_stats): each applied event's update, keyed by its item,
+# and the item owners' records. `item-stats` is the changelog of the `item-stats` table
+# (workers.tables), compacted, read whole by every worker's replica (workers.stats_replica).
+item_updates = _topic("item_updates")
+item_stats = app.topic(
+    _names["item_stats"],
+    key_type=bytes,
+    value_type=bytes,
+    partitions=get_settings().partitions,
+    compacting=True,
+    acks=False,  # as Faust's own changelogs: read by table recovery, never by an agent
+    internal=True,
+)

@@ -80,22 +80,26 @@ def _consumer_lag() -> dict[str, int]:
 @app.page("/health")
 async def health(web: View, request: Request) -> Response:
     rt = Runtime.current
-    if rt is None or not hasattr(rt, "replica"):
+    if rt is None or not hasattr(rt, "stats_replica"):
         return web.json({"status": "starting"}, status=503)
     replica = rt.replica
     lag = _consumer_lag()
     for topic, n in lag.items():
         metrics.LAG.labels(topic=topic).set(n)
     broker_ok = replica.broker_ok()  # a metadata answer in the last 2 s
+    stats = rt.stats_replica
+    loaded = replica.caught_up.is_set() and stats.caught_up.is_set()
     doc: dict[str, Any] = {
-        "status": "ok" if broker_ok and replica.caught_up.is_set() else "degraded",
+        "status": "ok" if broker_ok and loaded else "degraded",
         "broker_reachable": broker_ok,
         "index_loaded": replica.caught_up.is_set(),
         "index_items": len(replica.index),
         "index_lag": replica.lag(),
+        "stats_loaded": stats.caught_up.is_set(),
+        "stats_lag": stats.lag(),
         "consumer_lag": lag,
         "parked_events": lag.get(topics.events_parked.get_topic_name(), 0),
-        "replica_restarts": replica.failures,
+        "replica_restarts": replica.failures + stats.failures,
         "model": rt.model.model_dump(),
     }
     return web.json(doc, status=200 if doc["status"] == "ok" else 503)

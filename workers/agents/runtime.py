@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import mode
+import numpy as np
 
 from llmrec.encoder.hashing import HashingEncoder
 from llmrec.engine import Engine, EngineConfig
@@ -22,13 +23,17 @@ from llmrec.exceptions import SnapshotError
 from llmrec.files import write_atomic
 from llmrec.index import ItemIndex
 from llmrec.ranker.store import RankerWatcher
+from llmrec.stats_snapshot import StatsPart, check
 from llmrec.types import TextEncoder
 from workers import metrics, topics
 from workers.app import app
 from workers.replica import IndexReplica, VectorRecord
 from workers.settings import Settings, get_settings
+from workers.stats_replica import StatsReplica
 
 __all__ = ["Runtime", "load_text_encoder"]
+
+_OFFSETS = "item_stats_offsets"  # the stats snapshot's part with the replica's next offsets
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,7 @@ class Runtime(mode.Service):
         self.model: ModelInfo
         self.engine: Engine
         self.replica: IndexReplica
+        self.stats_replica: StatsReplica
         Runtime.current = self
 
     @classmethod
@@ -75,13 +81,17 @@ class Runtime(mode.Service):
         await cls._ready.wait()
         assert cls.current is not None
         rt = cls.current
-        if not rt.replica.caught_up.is_set():
-            try:
-                await asyncio.wait_for(
-                    rt.replica.caught_up.wait(), rt.settings.startup_catchup_timeout_s
-                )
-            except TimeoutError:
-                log.warning("item replica did not catch up in time; unknown items will park")
+        for replica, then in (
+            (rt.replica, "unknown items will park"),
+            (rt.stats_replica, "lists rank with the statistics read so far"),
+        ):
+            if not replica.caught_up.is_set():
+                try:
+                    await asyncio.wait_for(
+                        replica.caught_up.wait(), rt.settings.startup_catchup_timeout_s
+                    )
+                except TimeoutError:
+                    log.warning("%s did not catch up in time; %s", replica.name, then)
         return rt
 
     async def on_start(self) -> None:
@@ -98,7 +108,7 @@ class Runtime(mode.Service):
             index, offsets, titles = snapshot
             log.info("loaded index snapshot: %d items, offsets %s", len(index), offsets)
         self.engine = Engine(EngineConfig(), index, self.encoder, titles=titles)
-        self._restore_stats()
+        stats_offsets = self._restore_stats()
         for item_id, title in titles.items():  # marks new only what the statistics never saw
             self.engine.note_item(item_id, title)
         self.rankers = RankerWatcher(s.ranker_root)
@@ -115,8 +125,16 @@ class Runtime(mode.Service):
             offsets=offsets,
             titles=titles,
         )
+        self.stats_replica = StatsReplica(
+            bootstrap=s.bootstrap,
+            topic=topics.item_stats.get_topic_name(),
+            apply=self.engine.apply_record,
+            snapshot_every_s=s.snapshot_every_s,
+            offsets=stats_offsets,
+        )
         self.add_future(self.replica.run())
         self.add_future(self.replica.probe())
+        self.add_future(self.stats_replica.run())
         log.info("runtime started in %.1f s (%s)", time.perf_counter() - started, self.model)
         if Runtime._ready is None:
             Runtime._ready = asyncio.Event()
@@ -126,27 +144,42 @@ class Runtime(mode.Service):
     def _stats_path(self) -> Path:
         return self.settings.state_dir / "stats.bin"
 
-    def _restore_stats(self) -> None:
-        """Popularity, item statistics, co-visitation and new-item marks as last saved."""
+    def _restore_stats(self) -> dict[int, int]:
+        """The statistics as last saved, and the `item-stats` offsets they reflect (none when
+        there is no readable snapshot: the replica then reads the topic from the start)."""
         path = self._stats_path
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return
+            return {}
         except OSError as exc:
             log.warning("cannot read %s: %s; statistics start empty", path, exc)
-            return
+            return {}
         try:
-            self.engine.restore_stats(data)
+            extra = self.engine.restore_stats(data)
         except SnapshotError as exc:
             log.warning("discarding damaged statistics snapshot %s: %s", path, exc)
-            return
-        log.info("restored statistics from %s (%d bytes)", path, len(data))
+            return {}
+        try:
+            offsets = _offsets_from(extra[_OFFSETS]) if _OFFSETS in extra else {}
+        except SnapshotError as exc:
+            # Reading `item-stats` from the start is safe: a record adds only what its item's
+            # out-list gained over the restored one.
+            log.warning("item-stats offsets unreadable (%s); reading the topic again", exc)
+            offsets = {}
+        log.info("restored statistics from %s (%d bytes), item-stats at %s",
+                 path, len(data), offsets)  # fmt: skip
+        return offsets
 
     def save_stats(self) -> None:
-        """Write the statistics atomically (on the loop thread: the agents update them there)."""
+        """Write the statistics and the `item-stats` offsets they reflect, atomically (on the
+        loop thread, where the replica applies records: the two agree)."""
         started = time.perf_counter()
-        data = self.engine.stats_to_bytes()
+        offsets = self.stats_replica.offsets() if hasattr(self, "stats_replica") else {}
+        part = StatsPart(
+            [str(p) for p in offsets], {"next": np.fromiter(offsets.values(), np.int64)}
+        )
+        data = self.engine.stats_to_bytes({_OFFSETS: part})
         write_atomic(self._stats_path, data)
         log.debug("statistics saved: %d bytes, %.0f ms", len(data),
                   1000 * (time.perf_counter() - started))  # fmt: skip
@@ -190,3 +223,9 @@ class Runtime(mode.Service):
             self.engine.forget_item(item_id)
         for item_id, rec in added:
             self.engine.note_item(item_id, rec.title, rec.ts)
+
+
+def _offsets_from(part: StatsPart) -> dict[int, int]:
+    nxt = part.array("next", np.int64, (len(part.ids),))
+    check(all(p.isdigit() for p in part.ids) and bool((nxt >= 0).all()), "item-stats offsets")
+    return {int(p): int(o) for p, o in zip(part.ids, nxt.tolist(), strict=True)}

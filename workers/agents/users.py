@@ -8,20 +8,18 @@ this module only parses, routes, reads and writes the table, and publishes.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
-import weakref
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from faust.streams import _current_event  # private; see _as_of
 from faust.types import EventT, StreamT
 
 from llmrec.events import Event, Recommendation, RecommendedItem, parse_event
 from llmrec.exceptions import InvalidRecordError
+from llmrec.shared_stats import StatsUpdate
 from llmrec.types import Vector
 from workers import metrics, topics
+from workers.agents.context import as_of
 from workers.agents.parking import Ticket, Verdict, verdict
 from workers.agents.runtime import Runtime
 from workers.app import app
@@ -37,6 +35,7 @@ __all__ = [
     "park",
     "parked_agent",
     "retry_parked",
+    "send_updates",
 ]
 
 log = logging.getLogger(__name__)
@@ -156,16 +155,19 @@ async def handle(
             runs.setdefault(ev.user_id, []).append((ev, event))
     vectors = _encode_texts(rt, [ev for run in runs.values() for ev, _ in run])
     folded: list[tuple[list[tuple[Event, EventT[bytes]]], bytes]] = []
+    updates: list[StatsUpdate] = []
     for run in runs.values():
         events = [ev for ev, _ in run]
         vecs = [vectors.get(id(ev)) for ev in events] if vectors is not None else None
         try:
-            state = _as_of(run[-1][1], fold_events, rt, events, vecs)
+            state, made = as_of(run[-1][1], fold_events, rt, events, vecs)
         except Exception as exc:  # a bug must not kill the agent: DLQ the run, loudly
             log.exception("failed to apply %d events of one user", len(run))
             await _dead_letter_run(run, exc)
             continue
         folded.append((run, state))
+        updates += made
+    await send_updates(updates)
     for (run, _), rec in zip(folded, _recommend_all(rt, folded), strict=True):
         if isinstance(rec, Exception):
             await _dead_letter_run(run, rec)
@@ -203,20 +205,35 @@ def _encode_texts(rt: Runtime, events: Sequence[Event]) -> dict[int, Vector | No
 
 def fold_events(
     rt: Runtime, events: Sequence[Event], vectors: Sequence[Vector | None] | None = None
-) -> bytes:
+) -> tuple[bytes, list[StatsUpdate]]:
     """Fold `events` (one user's, in order) into the user's state and assign it back to the
-    table; `vectors` are their texts already encoded, else they are encoded here in one call."""
+    table; returns the state and the statistics updates to send to the items' owners.
+    `vectors` are the texts already encoded, else they are encoded here in one call."""
     user_key = events[0].user_id.encode()
     state: bytes | None = user_state.get(user_key)
     new = b""
+    updates: list[StatsUpdate] = []
     vecs = vectors if vectors is not None else rt.engine.encode_texts(events)
     for ev, vec in zip(events, vecs, strict=True):
-        new = rt.engine.observe(state, ev, text_vec=vec)
-        if new is state:
+        new, update = rt.engine.observe_update(state, ev, text_vec=vec)
+        if update is None:
             metrics.DUPLICATES.inc()  # redelivered after a crash: answered again, applied once
+        else:
+            updates.append(update)
         state = new
     user_state[user_key] = new
-    return new
+    return new, updates
+
+
+async def send_updates(updates: Sequence[StatsUpdate]) -> None:
+    """Send each update to its item's owner (`item-updates`, keyed by item). A failed send
+    costs that update only (the statistics miss one event; its list is already published)."""
+    for u in updates:
+        try:
+            await topics.item_updates.send(key=u.item_id.encode(), value=u.to_bytes())
+        except Exception as exc:
+            metrics.STATS_SEND_FAILURES.inc()
+            log.error("could not send a statistics update: %s", type(exc).__name__)
 
 
 def _recommend_all(
@@ -256,22 +273,6 @@ def _recommend_all(
             )
         )
     return out
-
-
-def _as_of(event: EventT[bytes], fn: Callable[..., bytes], *args: Any) -> bytes:
-    """Run `fn` with `event` as Faust's current event, in a private copy of the context.
-
-    A table write takes its changelog partition from `faust.streams.current_event()`, which
-    `take_events` leaves unset (faust-streaming #497). Only that context variable is set, and
-    only in a copy: `Stream._set_current_event` also sets `stream.current_event`, which the
-    take buffer reads, and using it lost one event and answered another twice per batch.
-    """
-
-    def run() -> bytes:
-        _current_event.set(weakref.ref(event))
-        return fn(*args)
-
-    return contextvars.copy_context().run(run)
 
 
 async def _consume(stream: StreamT[bytes], *, keyed_by_user: bool) -> None:
