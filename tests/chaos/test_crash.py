@@ -14,8 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from llmrec.interests import UserState
-from tests.chaos.conftest import HASHING, chaos_catalogue, collect, metric, wait_indexed
 from tests.e2e.conftest import Pipeline
+from tests.e2e.helpers import HASHING, chaos_catalogue, collect, metric, wait_indexed
 from workers.kafka_local import free_port
 from workers.topic_admin import assign_all
 from workers.worker_proc import WorkerProcess

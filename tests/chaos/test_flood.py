@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.chaos.conftest import HASHING, chaos_catalogue, collect, metric, wait_indexed
 from tests.e2e.conftest import Pipeline
+from tests.e2e.helpers import HASHING, chaos_catalogue, collect, metric, wait_indexed
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.slow]
 

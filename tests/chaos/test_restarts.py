@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.conftest import HASHING, chaos_catalogue, wait_indexed
 from tests.e2e.conftest import Pipeline
+from tests.e2e.helpers import HASHING, chaos_catalogue, wait_indexed
 from workers.kafka_local import BrokerConfig, LocalBroker, free_port
 from workers.settings import Settings
 

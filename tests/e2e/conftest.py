@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -155,8 +156,6 @@ def pipeline(
     catalogue: list[dict[str, Any]],
 ) -> Iterator[Pipeline]:
     """A started worker whose index holds `catalogue`; stopped at the end of the module."""
-    import uuid
-
     unique = uuid.uuid4().hex[:8]
     root = tmp_path_factory.mktemp(f"worker-{unique}")
     if ENCODER_BACKEND == "onnx" and not (Settings().model_dir / "all-MiniLM-L6-v2").is_dir():
@@ -172,4 +171,23 @@ def pipeline(
     try:
         yield p
     finally:
+        p.stop()
+
+
+@pytest.fixture
+def make_pipeline(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Pipeline]]:
+    """Build pipelines (stopped, with their logs kept) for one test."""
+    made: list[Pipeline] = []
+
+    def make(env: dict[str, str] | None = None, bootstrap: str | None = None) -> Pipeline:
+        unique = uuid.uuid4().hex[:8]
+        root: Path = tmp_path_factory.mktemp(f"chaos-{unique}")
+        p = Pipeline(bootstrap or kafka_bootstrap, root / "state", unique, root / "worker.log", env)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
         p.stop()
