@@ -35,9 +35,11 @@ __all__ = ["ItemStatsRecord", "StatsUpdate"]
 
 _RESCALE_AT = 600.0  # as in DecayedPopularity: move the reference before exp() could overflow
 
-_UPDATE = struct.Struct("<4sBdddHH")  # magic, flags, ts, engage, sentiment, window n, dim
-_RECORD = struct.Struct("<4sdddddqqHI")  # magic, mass, pop value, pop ref, count, first ts,
-# sentiment n, review n, dim, out-list n; then sentiment sum (d), ids, counts, review sum
+_UPDATE = struct.Struct(
+    "<4sBddddHH"
+)  # magic, flags, ts, engage, sentiment, event_at, window n, dim
+_RECORD = struct.Struct("<4sddddddqqHI")  # magic, mass, pop value, pop ref, count, first ts,
+# event_at, sentiment n, review n, dim, out-list n; then sentiment sum (d), ids, counts, review
 _U_MAGIC, _R_MAGIC = b"LSU1", b"LIR1"
 _FIRST, _HAS_SENTIMENT, _HAS_REVIEW = 1, 2, 4
 
@@ -75,6 +77,9 @@ class StatsUpdate:
     sentiment: float | None = None
     review: Vector | None = None
     """The event's encoded text, for the item's crowd-text mean."""
+    event_at: float = 0.0
+    """Wall-clock time the event was produced (its Kafka timestamp; 0: unknown), so that a
+    replica can measure how long an event takes to reach its statistics."""
 
     def to_bytes(self) -> bytes:
         flags = (
@@ -84,7 +89,8 @@ class StatsUpdate:
         )
         review = self.review.astype("<f4").tobytes() if self.review is not None else b""
         head = _UPDATE.pack(
-            _U_MAGIC, flags, self.ts, self.engage, self.sentiment or 0.0, len(self.window),
+            _U_MAGIC, flags, self.ts, self.engage, self.sentiment or 0.0, self.event_at,
+            len(self.window),
             self.review.shape[0] if self.review is not None else 0,
         )  # fmt: skip
         return head + _pack_ids([self.item_id, *self.window]) + review
@@ -92,7 +98,7 @@ class StatsUpdate:
     @classmethod
     def from_bytes(cls, raw: bytes) -> StatsUpdate:
         try:
-            magic, flags, ts, engage, sentiment, n, dim = _UPDATE.unpack_from(raw)
+            magic, flags, ts, engage, sentiment, event_at, n, dim = _UPDATE.unpack_from(raw)
             if magic != _U_MAGIC:
                 raise ValueError(f"not a stats update (starts {bytes(raw[:4])!r})")
             ids, at = _unpack_ids(raw, _UPDATE.size, n + 1)
@@ -108,6 +114,7 @@ class StatsUpdate:
             item_id=ids[0], ts=ts, engage=engage, first=bool(flags & _FIRST),
             window=tuple(ids[1:]),
             sentiment=sentiment if flags & _HAS_SENTIMENT else None, review=review,
+            event_at=event_at,
         )  # fmt: skip
 
 
@@ -127,6 +134,8 @@ class ItemStatsRecord:
     review_n: int = 0
     out: dict[str, float] = field(default_factory=dict)
     """Co-visitation weight given to each item seen before this one (insertion order)."""
+    event_at: float = 0.0
+    """The newest `StatsUpdate.event_at` folded in."""
 
     def apply(
         self, u: StatsUpdate, covisit: CoVisitConfig, popularity: PopularityConfig
@@ -134,6 +143,7 @@ class ItemStatsRecord:
         """Fold `u` (an update of this item) in; returns the co-visitation increments it made,
         in the order `CoVisitation.add` makes them (the Engine adds them to both directions)."""
         made: list[tuple[str, float]] = []
+        self.event_at = max(self.event_at, u.event_at)
         if u.first and u.engage > 0:
             self.mass += u.engage
             window = [r for r in u.window if r != u.item_id][-covisit.window :]
@@ -174,7 +184,7 @@ class ItemStatsRecord:
         head = _RECORD.pack(
             _R_MAGIC, self.mass, self.pop_value,
             self.pop_ref if self.pop_ref is not None else math.nan, self.count, self.first_ts,
-            self.sent_n, self.review_n, dim, len(self.out),
+            self.event_at, self.sent_n, self.review_n, dim, len(self.out),
         )  # fmt: skip
         counts = np.fromiter(self.out.values(), dtype="<f8", count=len(self.out)).tobytes()
         review = self.review_sum.astype("<f4").tobytes() if self.review_sum is not None else b""
@@ -185,9 +195,8 @@ class ItemStatsRecord:
     @classmethod
     def from_bytes(cls, raw: bytes) -> ItemStatsRecord:
         try:
-            magic, mass, value, ref, count, first, sent_n, review_n, dim, n = _RECORD.unpack_from(
-                raw
-            )
+            head = _RECORD.unpack_from(raw)
+            magic, mass, value, ref, count, first, event_at, sent_n, review_n, dim, n = head
             if magic != _R_MAGIC:
                 raise ValueError(f"not an item-stats record (starts {bytes(raw[:4])!r})")
             (sent_sum,) = struct.unpack_from("<d", raw, _RECORD.size)
@@ -210,5 +219,5 @@ class ItemStatsRecord:
         return cls(
             mass=mass, pop_value=value, pop_ref=None if math.isnan(ref) else ref, count=count,
             first_ts=first, sent_sum=sent_sum, sent_n=sent_n, review_sum=review,
-            review_n=review_n, out=dict(zip(ids, counts, strict=True)),
+            review_n=review_n, out=dict(zip(ids, counts, strict=True)), event_at=event_at,
         )  # fmt: skip

@@ -127,3 +127,10 @@ STATS_SEND_FAILURES = Counter(
     "Statistics updates that could not be sent to their item's owner (the statistics miss them).",
     registry=REGISTRY,
 )
+STATS_EFFECT = Histogram(
+    "llmrec_item_stats_effect_seconds",
+    "From an event's Kafka timestamp to its item's record applied to this worker's statistics "
+    "(the newest event folded into the record).",
+    buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+    registry=REGISTRY,
+)

@@ -9,6 +9,7 @@ counted and skipped; the next record of its item replaces it anyway.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,4 +55,6 @@ class StatsReplica(TopicReplica):
                 continue
             self._apply_record(item_id, record)
             self.items += 1
+            if record.event_at > 0 and self.caught_up.is_set():  # not a re-read after a restart
+                metrics.STATS_EFFECT.observe(max(0.0, time.time() - record.event_at))
         metrics.STATS_RECORDS.inc(len(records))

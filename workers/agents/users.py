@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from faust.types import EventT, StreamT
 
@@ -160,7 +161,8 @@ async def handle(
         events = [ev for ev, _ in run]
         vecs = [vectors.get(id(ev)) for ev in events] if vectors is not None else None
         try:
-            state, made = as_of(run[-1][1], fold_events, rt, events, vecs)
+            sent_at = [event.message.timestamp for _, event in run]
+            state, made = as_of(run[-1][1], fold_events, rt, events, vecs, sent_at)
         except Exception as exc:  # a bug must not kill the agent: DLQ the run, loudly
             log.exception("failed to apply %d events of one user", len(run))
             await _dead_letter_run(run, exc)
@@ -204,22 +206,27 @@ def _encode_texts(rt: Runtime, events: Sequence[Event]) -> dict[int, Vector | No
 
 
 def fold_events(
-    rt: Runtime, events: Sequence[Event], vectors: Sequence[Vector | None] | None = None
+    rt: Runtime,
+    events: Sequence[Event],
+    vectors: Sequence[Vector | None] | None = None,
+    sent_at: Sequence[float] | None = None,
 ) -> tuple[bytes, list[StatsUpdate]]:
     """Fold `events` (one user's, in order) into the user's state and assign it back to the
     table; returns the state and the statistics updates to send to the items' owners.
-    `vectors` are the texts already encoded, else they are encoded here in one call."""
+    `vectors` are the texts already encoded, else they are encoded here in one call;
+    `sent_at` the events' Kafka timestamps (carried by the updates, for the effect latency)."""
     user_key = events[0].user_id.encode()
     state: bytes | None = user_state.get(user_key)
     new = b""
     updates: list[StatsUpdate] = []
     vecs = vectors if vectors is not None else rt.engine.encode_texts(events)
-    for ev, vec in zip(events, vecs, strict=True):
+    times = sent_at if sent_at is not None else [0.0] * len(events)
+    for ev, vec, at in zip(events, vecs, times, strict=True):
         new, update = rt.engine.observe_update(state, ev, text_vec=vec)
         if update is None:
             metrics.DUPLICATES.inc()  # redelivered after a crash: answered again, applied once
         else:
-            updates.append(update)
+            updates.append(replace(update, event_at=at))
         state = new
     user_state[user_key] = new
     return new, updates
