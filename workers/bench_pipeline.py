@@ -133,6 +133,56 @@ async def _passthrough(bootstrap: str, n: int, payloads: list[bytes], keys: list
         await prod.stop()
 
 
+def _histogram_summary(metrics_text: str, name: str) -> dict[str, float]:
+    """Count, mean and the bucket bounds holding p50/p95/p99 of a Prometheus histogram (an
+    upper bound on each quantile: the bucket's `le`)."""
+    buckets: list[tuple[float, float]] = []
+    total = count = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith(f"{name}_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+        elif line.startswith(f"{name}_sum"):
+            total = float(line.rsplit(" ", 1)[1])
+        elif line.startswith(f"{name}_count"):
+            count = float(line.rsplit(" ", 1)[1])
+    out: dict[str, float] = {"records": count, "mean": round(total / count, 4) if count else 0.0}
+    for q in (0.5, 0.95, 0.99):
+        out[f"p{round(q * 100)}_at_most"] = next(
+            (le for le, n in sorted(buckets) if count and n >= q * count), float("inf")
+        )
+    return out
+
+
+async def _stats_bytes(settings: Settings, snapshot: Path) -> dict[str, float]:
+    """Bytes per item of the statistics: each item's latest `item-stats` record, and the
+    worker's snapshot of all of them (`stats.bin`, written when it stopped)."""
+    topic = topic_names(settings)["item_stats"]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    latest: dict[bytes, int] = {}
+    try:
+        tps = await assign_all(consumer, topic)
+        end = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    latest[r.key] = len(r.value or b"")
+    finally:
+        await consumer.stop()
+    sizes = np.array(list(latest.values()) or [0])
+    snap = snapshot.stat().st_size if snapshot.exists() else 0
+    return {
+        "items": len(latest),
+        "record_bytes_mean": round(float(sizes.mean()), 1),
+        "record_bytes_p99": float(np.percentile(sizes, 99)),
+        "snapshot_bytes_per_item": round(snap / max(1, len(latest)), 1),
+    }
+
+
 def _pcts(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
@@ -199,10 +249,16 @@ async def _run(
         console.print(f"latency: {result['latency_ms']}")
         _, health = worker.get("/health")
         result["worker_health"] = health
+        _, body = worker.get("/metrics")
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        result["stats_effect_s"] = _histogram_summary(text, "llmrec_item_stats_effect_seconds")
+        console.print(f"event -> its item's statistics on the worker: {result['stats_effect_s']}")
     finally:
         await watcher.stop() if watcher._task else None
         await prod.stop()
         worker.stop()
+    result["stats_bytes"] = await _stats_bytes(settings, workdir / "state" / "stats.bin")
+    console.print(f"statistics size: {result['stats_bytes']}")
     # 3. transport ceiling
     payloads = [orjson.dumps({**e, "event_id": f"pt-{i}"}) for i, e in enumerate(events[:n_events])]
     keys = [e["user_id"].encode() for e in events[:n_events]]

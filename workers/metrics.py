@@ -134,3 +134,10 @@ STATS_EFFECT = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
     registry=REGISTRY,
 )
+SKIPPED_OFFSETS = Counter(
+    "llmrec_skipped_offsets",
+    "Offsets Faust committed as processed without delivering them (gaps; expected only on "
+    "compacted topics).",
+    ["topic"],
+    registry=REGISTRY,
+)

@@ -113,8 +113,11 @@ def _where_lost(p: Pipeline, lost: set[str], killed_at: float) -> str:
                   for k, v in where.items()}  # fmt: skip
         dlq = collect(p, "events_dlq", lambda _: True, timeout=5)
         kinds = sorted({f"{d['kind']}: {str(d['error'])[:80]}" for d in dlq})
+        log = p.worker.log_path.read_text(errors="replace")
+        gaps = [line for line in log.splitlines() if "were not delivered" in line]
         return (
             f"lost {len(lost)} events; by partition (first, last, count, end): {ranges}; "
+            f"Faust gaps logged: {gaps[:6]}; "
             f"sent {min(sent_at):.1f}..{max(sent_at):.1f} s after the kill; "
             f"{len(dlq)} dead letters {kinds}; worker log {p.worker.log_path}"
         )
