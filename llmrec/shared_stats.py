@@ -31,7 +31,7 @@ from llmrec.covisit import CoVisitConfig
 from llmrec.popularity import PopularityConfig
 from llmrec.types import Vector
 
-__all__ = ["ItemStatsRecord", "StatsUpdate"]
+__all__ = ["ItemStatsRecord", "StatsUpdate", "pack_updates", "unpack_updates"]
 
 _RESCALE_AT = 600.0  # as in DecayedPopularity: move the reference before exp() could overflow
 
@@ -40,7 +40,9 @@ _UPDATE = struct.Struct(
 )  # magic, flags, ts, engage, sentiment, event_at, window n, dim
 _RECORD = struct.Struct("<4sddddddqqHI")  # magic, mass, pop value, pop ref, count, first ts,
 # event_at, sentiment n, review n, dim, out-list n; then sentiment sum (d), ids, counts, review
-_U_MAGIC, _R_MAGIC = b"LSU1", b"LIR1"
+_U_MAGIC, _R_MAGIC, _B_MAGIC = b"LSU1", b"LIR1", b"LSB1"
+_BUNDLE = struct.Struct("<4sI")  # magic, count; then each update as u32 length + bytes
+_LEN = struct.Struct("<I")
 _FIRST, _HAS_SENTIMENT, _HAS_REVIEW = 1, 2, 4
 
 
@@ -51,15 +53,18 @@ def _pack_ids(ids: list[str]) -> bytes:
 
 
 def _unpack_ids(raw: bytes, at: int, n: int) -> tuple[list[str], int]:
-    lengths = np.frombuffer(raw, dtype="<u2", count=n, offset=at).tolist()
+    lengths = np.frombuffer(raw, dtype="<u2", count=n, offset=at)
     at += 2 * n
-    out = []
-    for size in lengths:
-        out.append(raw[at : at + size].decode("utf-8"))
-        at += size
-    if at > len(raw):
+    ends = np.cumsum(lengths, dtype=np.int64).tolist()
+    end = at + (ends[-1] if ends else 0)
+    if end > len(raw):
         raise ValueError("ids cut short")
-    return out, at
+    blob = raw[at:end]
+    starts = [0, *ends][:n]
+    if blob.isascii():  # the usual case: one decode, byte offsets are character offsets
+        text = blob.decode("ascii")
+        return [text[a:b] for a, b in zip(starts, ends, strict=True)], end
+    return [blob[a:b].decode("utf-8") for a, b in zip(starts, ends, strict=True)], end
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +206,7 @@ class ItemStatsRecord:
                 raise ValueError(f"not an item-stats record (starts {bytes(raw[:4])!r})")
             (sent_sum,) = struct.unpack_from("<d", raw, _RECORD.size)
             ids, at = _unpack_ids(raw, _RECORD.size + 8, n)
-            counts = np.frombuffer(raw, dtype="<f8", count=n, offset=at).tolist()
+            counts = np.frombuffer(raw, dtype="<f8", count=n, offset=at)
             at += 8 * n
             review = None
             if dim:
@@ -211,13 +216,47 @@ class ItemStatsRecord:
                 raise ValueError(f"item-stats record of {len(raw)} bytes, expected {at}")
         except (struct.error, UnicodeDecodeError) as exc:
             raise ValueError(f"unreadable item-stats record: {exc}") from None
-        values = (mass, value, count, sent_sum, *counts)
-        if not all(math.isfinite(v) for v in values) or (
+        finite = all(math.isfinite(v) for v in (mass, value, count, sent_sum))
+        if not (finite and np.isfinite(counts).all()) or (
             review is not None and not np.isfinite(review).all()
         ):
             raise ValueError("item-stats record with a number that is not finite")
         return cls(
             mass=mass, pop_value=value, pop_ref=None if math.isnan(ref) else ref, count=count,
             first_ts=first, sent_sum=sent_sum, sent_n=sent_n, review_sum=review,
-            review_n=review_n, out=dict(zip(ids, counts, strict=True)), event_at=event_at,
+            review_n=review_n, out=dict(zip(ids, counts.tolist(), strict=True)), event_at=event_at,
         )  # fmt: skip
+
+
+def pack_updates(updates: list[StatsUpdate]) -> bytes:
+    """Several updates as one message (`LSB1`): a worker sends one per item partition per
+    micro-batch instead of one message per event."""
+    chunks = [_BUNDLE.pack(_B_MAGIC, len(updates))]
+    for u in updates:
+        raw = u.to_bytes()
+        chunks += [_LEN.pack(len(raw)), raw]
+    return b"".join(chunks)
+
+
+def unpack_updates(raw: bytes) -> list[StatsUpdate]:
+    """The updates of a `pack_updates` message, or the one update of a bare `StatsUpdate`;
+    ValueError when either is damaged."""
+    if raw[:4] == _U_MAGIC:
+        return [StatsUpdate.from_bytes(raw)]
+    try:
+        magic, n = _BUNDLE.unpack_from(raw)
+        if magic != _B_MAGIC:
+            raise ValueError(f"not a stats update (starts {bytes(raw[:4])!r})")
+        out, at = [], _BUNDLE.size
+        for _ in range(n):
+            (size,) = _LEN.unpack_from(raw, at)
+            at += _LEN.size
+            if at + size > len(raw):
+                raise ValueError("stats bundle cut short")
+            out.append(StatsUpdate.from_bytes(raw[at : at + size]))
+            at += size
+    except struct.error as exc:
+        raise ValueError(f"unreadable stats bundle: {exc}") from None
+    if at != len(raw):
+        raise ValueError(f"stats bundle of {len(raw)} bytes, expected {at}")
+    return out

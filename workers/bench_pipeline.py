@@ -133,23 +133,43 @@ async def _passthrough(bootstrap: str, n: int, payloads: list[bytes], keys: list
         await prod.stop()
 
 
-def _histogram_summary(metrics_text: str, name: str) -> dict[str, float]:
-    """Count, mean and the bucket bounds holding p50/p95/p99 of a Prometheus histogram (an
-    upper bound on each quantile: the bucket's `le`)."""
-    buckets: list[tuple[float, float]] = []
+async def _quiet(worker: WorkerProcess, updates_topic: str, timeout: float = 300.0) -> float:
+    """Seconds until the worker has no statistics update or record left to apply."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        doc = worker.get("/health")[1] or {}
+        if doc.get("stats_lag") == 0 and not doc.get("consumer_lag", {}).get(updates_topic):
+            break
+        await asyncio.sleep(0.5)
+    return time.monotonic() - started
+
+
+def _histogram(metrics_text: str, name: str) -> tuple[dict[float, float], float, float]:
+    """Cumulative bucket counts by `le`, sum and count of a Prometheus histogram."""
+    buckets: dict[float, float] = {}
     total = count = 0.0
     for line in metrics_text.splitlines():
+        value = line.rsplit(" ", 1)[-1]
         if line.startswith(f"{name}_bucket"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+            buckets[float(line.split('le="', 1)[1].split('"', 1)[0])] = float(value)
         elif line.startswith(f"{name}_sum"):
-            total = float(line.rsplit(" ", 1)[1])
+            total = float(value)
         elif line.startswith(f"{name}_count"):
-            count = float(line.rsplit(" ", 1)[1])
+            count = float(value)
+    return buckets, total, count
+
+
+def _histogram_summary(metrics_text: str, name: str, before: str = "") -> dict[str, float]:
+    """Count, mean and the bucket bounds holding p50/p95/p99 of a Prometheus histogram's
+    growth since `before` (an upper bound on each quantile: the bucket's `le`)."""
+    buckets, total, count = _histogram(metrics_text, name)
+    b0, t0, c0 = _histogram(before, name)
+    buckets = {le: n - b0.get(le, 0.0) for le, n in buckets.items()}
+    total, count = total - t0, count - c0
     out: dict[str, float] = {"records": count, "mean": round(total / count, 4) if count else 0.0}
     for q in (0.5, 0.95, 0.99):
         out[f"p{round(q * 100)}_at_most"] = next(
-            (le for le, n in sorted(buckets) if count and n >= q * count), float("inf")
+            (le for le, n in sorted(buckets.items()) if count and n >= q * count), float("inf")
         )
     return out
 
@@ -235,12 +255,17 @@ async def _run(
             "events_per_s": round(len(batch) / (last - first), 1),
         }  # fmt: skip
         console.print(f"throughput: {result['throughput']}")
+        # The latency run starts from a quiet worker: the burst's statistics updates folded
+        # and replicated first (else it measures the tail of the burst).
+        result["stats_settle_s"] = round(await _quiet(worker, names["item_updates"]), 1)
         # 2. latency at a fixed offered rate
         offset = n_events + 500
         n_lat = int(rate * duration)
         lat_events = [
             {**e, "event_id": f"lat-{i}"} for i, e in enumerate(events[offset : offset + n_lat])
         ]
+        _, body = worker.get("/metrics")
+        before = body.decode() if isinstance(body, bytes) else str(body)
         sent = await _send_events(prod, names["events"], lat_events, rate)
         await watcher.wait_count(set(sent), 120)
         lats = [watcher.arrived[i] - t for i, t in sent.items() if i in watcher.arrived]
@@ -251,7 +276,10 @@ async def _run(
         result["worker_health"] = health
         _, body = worker.get("/metrics")
         text = body.decode() if isinstance(body, bytes) else str(body)
-        result["stats_effect_s"] = _histogram_summary(text, "llmrec_item_stats_effect_seconds")
+        # over the latency run only: the histogram's growth during it
+        result["stats_effect_s"] = _histogram_summary(
+            text, "llmrec_item_stats_effect_seconds", before=before
+        )
         console.print(f"event -> its item's statistics on the worker: {result['stats_effect_s']}")
     finally:
         await watcher.stop() if watcher._task else None

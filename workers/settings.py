@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # order and answered by one list (bounded wait: a batch closes after `within` seconds).
     event_batch_size: int = Field(default=256, ge=1, le=10_000)
     event_batch_within_s: float = Field(default=0.01, gt=0)
+    # Statistics updates are folded per item over a longer window: an item engaged with several
+    # times in it is written (and replicated to every worker) once. Statistics lag by about it.
+    stats_batch_size: int = Field(default=4096, ge=1, le=100_000)
+    stats_batch_within_s: float = Field(default=0.5, gt=0)
     # An event for an item not indexed yet waits on `events-parked`: looked at again every
     # `park_retry_s`, dead-lettered after `park_timeout_s` (workers/agents/parking.py).
     park_retry_s: float = Field(default=1.0, gt=0)

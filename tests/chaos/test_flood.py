@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from llmrec.shared_stats import StatsUpdate
 from tests.e2e.conftest import Pipeline
 from tests.e2e.helpers import HASHING, chaos_catalogue, collect, metric, wait_indexed
 
@@ -100,8 +101,13 @@ def test_flood_of_malformed_records_costs_only_themselves(
     records += [(e["user_id"].encode(), orjson.dumps(e)) for e in valid]
     random.Random(3).shuffle(records)
     bad_items = _bad_items(1_000)
+    # Internal records a foreign producer or a bug could write: statistics updates that are not
+    # one, or that are keyed by another item than theirs.
+    misfiled = StatsUpdate("c3", NOW, 1.0, True).to_bytes()
+    bad_updates = [(b"c1", b"junk %d" % k) if k % 2 else (b"c2", misfiled) for k in range(50)]
     started = time.monotonic()
     p.send("items", [(f"bi{k}".encode(), raw) for k, raw in enumerate(bad_items)])
+    p.send("item_updates", bad_updates)
     p.send("events", records)
 
     want = {e["event_id"] for e in valid}
@@ -114,7 +120,8 @@ def test_flood_of_malformed_records_costs_only_themselves(
     missing = want - covered
     assert not missing, f"{len(missing)} valid events never answered, e.g. {sorted(missing)[:5]}"
 
-    dead = collect(p, "events_dlq", lambda d: len(d) >= len(bad), timeout=120)
+    bad_total = len(bad) + len(bad_updates)
+    dead = collect(p, "events_dlq", lambda d: len(d) >= bad_total, timeout=120)
     dead_items = collect(p, "items_dlq", lambda d: len(d) >= len(bad_items), timeout=120)
     elapsed = time.monotonic() - started
     kinds = Counter(d["kind"] for d in dead)
@@ -123,7 +130,9 @@ def test_flood_of_malformed_records_costs_only_themselves(
         f"{len(dead_items)} of {len(bad_items)} malformed items dead-lettered in {elapsed:.1f} s "
         f"({dict(kinds)})"
     )
-    assert len(dead) == len(bad), "a malformed event is missing from (or doubled in) the DLQ"
+    assert len(dead) == bad_total, "a malformed record is missing from (or doubled in) the DLQ"
+    from_updates = [d for d in dead if d["source"]["topic"] == p.topics["item_updates"]]
+    assert len(from_updates) == len(bad_updates)
     assert len(dead_items) == len(bad_items)
     assert all(d["error"] for d in dead + dead_items), "a dead letter without a reason"
     assert not any(d["source"]["offset"] is None for d in dead)

@@ -1,9 +1,10 @@
 """Item path of the statistics: `item-updates` -> the `item-stats` table (its changelog is the
 compacted `item-stats` topic every worker replicates).
 
-The agent that owns an item's partition folds the item's updates into its record
-(`llmrec.shared_stats.ItemStatsRecord.apply`), once per micro-batch per item, so an item engaged
-with many times in a batch costs one record.
+Workers send a micro-batch's updates as one bundle per partition (`item_partition`: Kafka's
+partitioner on the item id). The agent that owns the partition folds each item's updates into
+its record (`llmrec.shared_stats.ItemStatsRecord.apply`), once per micro-batch per item, so an
+item engaged with many times in a batch costs one record.
 """
 
 from __future__ import annotations
@@ -11,58 +12,64 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from aiokafka.partitioner import murmur2
 from faust.types import EventT, StreamT
 
-from llmrec.shared_stats import ItemStatsRecord, StatsUpdate
+from llmrec.shared_stats import ItemStatsRecord, StatsUpdate, unpack_updates
 from workers import metrics, topics
 from workers.agents.context import as_of
 from workers.agents.runtime import Runtime
 from workers.app import app
-from workers.dlq import dead_letter_event, dead_letter_failure
+from workers.dlq import dead_letter_event
 from workers.tables import item_stats
 
-__all__ = ["fold_updates", "item_stats_agent"]
+__all__ = ["fold_updates", "item_partition", "item_stats_agent"]
 
 log = logging.getLogger(__name__)
 
 
+def item_partition(item_id: str, partitions: int) -> int:
+    """The `item-updates` partition of an item: Kafka's default partitioner (murmur2 of the
+    key), so a bare update keyed by its item lands where the workers' bundles put it."""
+    return int(murmur2(item_id.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+
 async def fold_updates(rt: Runtime, batch: Sequence[EventT[bytes]]) -> None:
-    """Fold a micro-batch of updates into their items' records. Never raises: an update that
-    cannot be read or applied goes to `events.dlq` with its reason, and only that one."""
-    by_item: dict[bytes, list[EventT[bytes]]] = {}
+    """Fold a micro-batch of update messages (bundles, or single updates keyed by item) into
+    their items' records, each item's record written once. Never raises: a message that cannot
+    be read goes to `events.dlq` with its reason, and only that message."""
+    by_item: dict[str, list[StatsUpdate]] = {}
+    last: dict[str, EventT[bytes]] = {}
+    partitions = rt.settings.partitions
     for event in batch:
-        by_item.setdefault(event.message.key or b"", []).append(event)
+        msg = event.message
+        try:
+            updates = unpack_updates(msg.value or b"")
+            for u in updates:
+                if msg.key is not None and u.item_id.encode() != msg.key:
+                    raise ValueError(f"update of {u.item_id!r} keyed {msg.key[:64]!r}")
+                if item_partition(u.item_id, partitions) != msg.partition:
+                    raise ValueError(f"update of {u.item_id!r} on partition {msg.partition}")
+        except ValueError as exc:
+            metrics.BAD_STATS.inc()
+            await dead_letter_event(topics.events_dlq, event, str(exc), "invalid")
+            continue
+        for u in updates:
+            by_item.setdefault(u.item_id, []).append(u)
+            last[u.item_id] = event
     cfg = rt.engine.config
-    for key, events in by_item.items():
+    for item_id, updates in by_item.items():
         try:
-            record = _record(key)
-        except Exception as exc:
-            for event in events:
-                await dead_letter_failure(topics.events_dlq, event, exc)
+            record = _record(item_id.encode())
+            for u in updates:
+                record.apply(u, cfg.covisit, cfg.popularity)
+            as_of(last[item_id], item_stats.__setitem__, item_id.encode(), record.to_bytes())
+        except Exception as exc:  # a bug: costs this item's updates, loudly
+            metrics.BAD_STATS.inc(len(updates))
+            log.exception("could not fold %d updates of one item: %s", len(updates),
+                          type(exc).__name__)  # fmt: skip
             continue
-        last: EventT[bytes] | None = None
-        applied = 0
-        for event in events:
-            try:
-                update = StatsUpdate.from_bytes(event.message.value or b"")
-                if update.item_id.encode() != key:
-                    raise ValueError(f"update of {update.item_id!r} keyed {key[:64]!r}")
-            except ValueError as exc:
-                metrics.BAD_STATS.inc()
-                await dead_letter_event(topics.events_dlq, event, str(exc), "invalid")
-                continue
-            record.apply(update, cfg.covisit, cfg.popularity)
-            last, applied = event, applied + 1
-        if last is None:
-            continue
-        try:
-            as_of(last, item_stats.__setitem__, key, record.to_bytes())
-        except Exception as exc:  # costs this item's updates only
-            log.error("could not write an item's statistics: %s", type(exc).__name__)
-            for event in events:
-                await dead_letter_failure(topics.events_dlq, event, exc)
-            continue
-        metrics.STATS_UPDATES.inc(applied)
+        metrics.STATS_UPDATES.inc(len(updates))
 
 
 def _record(key: bytes) -> ItemStatsRecord:
@@ -82,6 +89,6 @@ async def item_stats_agent(stream: StreamT[bytes]) -> None:
     rt = await Runtime.get()
     s = rt.settings
     async for batch in stream.take_events(  # type: ignore[attr-defined]  # not in StreamT
-        s.event_batch_size, within=s.event_batch_within_s
+        s.stats_batch_size, within=s.stats_batch_within_s
     ):
         await fold_updates(rt, batch)

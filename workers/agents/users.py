@@ -17,10 +17,11 @@ from faust.types import EventT, StreamT
 
 from llmrec.events import Event, Recommendation, RecommendedItem, parse_event
 from llmrec.exceptions import InvalidRecordError
-from llmrec.shared_stats import StatsUpdate
+from llmrec.shared_stats import StatsUpdate, pack_updates
 from llmrec.types import Vector
 from workers import metrics, topics
 from workers.agents.context import as_of
+from workers.agents.itemstats import item_partition
 from workers.agents.parking import Ticket, Verdict, verdict
 from workers.agents.runtime import Runtime
 from workers.app import app
@@ -169,7 +170,7 @@ async def handle(
             continue
         folded.append((run, state))
         updates += made
-    await send_updates(updates)
+    await send_updates(rt, updates)
     for (run, _), rec in zip(folded, _recommend_all(rt, folded), strict=True):
         if isinstance(rec, Exception):
             await _dead_letter_run(run, rec)
@@ -232,15 +233,18 @@ def fold_events(
     return new, updates
 
 
-async def send_updates(updates: Sequence[StatsUpdate]) -> None:
-    """Send each update to its item's owner (`item-updates`, keyed by item). A failed send
-    costs that update only (the statistics miss one event; its list is already published)."""
+async def send_updates(rt: Runtime, updates: Sequence[StatsUpdate]) -> None:
+    """Send the updates to their items' owners: one bundle per `item-updates` partition. A
+    failed send costs that bundle only (the statistics miss its events; their lists are out)."""
+    bundles: dict[int, list[StatsUpdate]] = {}
     for u in updates:
+        bundles.setdefault(item_partition(u.item_id, rt.settings.partitions), []).append(u)
+    for partition, bundle in bundles.items():
         try:
-            await topics.item_updates.send(key=u.item_id.encode(), value=u.to_bytes())
+            await topics.item_updates.send(value=pack_updates(bundle), partition=partition)
         except Exception as exc:
-            metrics.STATS_SEND_FAILURES.inc()
-            log.error("could not send a statistics update: %s", type(exc).__name__)
+            metrics.STATS_SEND_FAILURES.inc(len(bundle))
+            log.error("could not send statistics updates: %s", type(exc).__name__)
 
 
 def _recommend_all(
