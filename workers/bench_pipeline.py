@@ -11,6 +11,7 @@ Three measurements in one run, each on fresh topics:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import platform
 import shutil
@@ -354,6 +355,9 @@ def bench_pipeline(  # noqa: PLR0917 - one positional per CLI option is typer's 
     finally:
         if broker is not None:
             broker.down()
+        with contextlib.suppress(OSError):  # kept beside the JSON: where the time went
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(workdir / "worker.log", out.with_suffix(".worker.log"))
         shutil.rmtree(workdir, ignore_errors=True)
     result["machine"] = {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
                          "encoder": encoder, "partitions": partitions}  # fmt: skip

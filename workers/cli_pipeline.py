@@ -48,7 +48,7 @@ def worker(
 
     import workers.agents
     import workers.web  # noqa: F401 - registers the views
-    from workers import logsafety
+    from workers import gcwatch, logsafety
     from workers.app import app
 
     class SafeLogWorker(Worker):
@@ -59,6 +59,7 @@ def worker(
             logsafety.install(logger)
 
     log.info("worker %s on %s, web :%d", settings.app_id, settings.bootstrap, settings.web_port)
+    gcwatch.install()
     SafeLogWorker(app, loglevel=loglevel).execute_from_commandline()
 
 

@@ -141,3 +141,10 @@ SKIPPED_OFFSETS = Counter(
     ["topic"],
     registry=REGISTRY,
 )
+GC_PAUSE = Histogram(
+    "llmrec_gc_pause_seconds",
+    "Python garbage collections by generation: each one stops the event loop this long.",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+    registry=REGISTRY,
+)

@@ -1,4 +1,4 @@
-"""The worker logs and counts offsets Faust would commit without delivering them."""
+"""What the worker watches in the libraries under it: offsets Faust skips, GC pauses."""
 
 from __future__ import annotations
 
@@ -26,3 +26,26 @@ def test_a_gap_on_events_is_an_error_and_counted(caplog: pytest.LogCaptureFixtur
     assert after - before == 5
     assert [r.levelno for r in caplog.records if "not delivered" in r.message] == [logging.ERROR]
     assert fake._gap[tp].overlaps(5, 10)  # Faust's own bookkeeping still runs
+
+
+def test_garbage_collections_are_timed() -> None:
+    import gc
+
+    from workers import gcwatch
+
+    gcwatch.install()
+    gcwatch.install()  # idempotent: one hook
+    assert sum(getattr(cb, "_llmrec", False) for cb in gc.callbacks) == 1
+    hist = metrics.GC_PAUSE.labels(generation="2")
+    before = hist._sum.get()
+    gc.collect()
+    samples = [
+        s
+        for m in metrics.REGISTRY.collect()
+        if m.name == "llmrec_gc_pause_seconds"
+        for s in m.samples
+        if s.name.endswith("_count") and s.labels["generation"] == "2"
+    ]
+    assert samples
+    assert samples[0].value >= 1
+    assert hist._sum.get() > before
