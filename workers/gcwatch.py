@@ -1,11 +1,14 @@
-"""Garbage-collector pauses, measured: a full collection over a large heap stops the event loop.
+"""What stops the worker's event loop, measured: garbage collections and any other stall.
 
 `install()` adds a `gc.callbacks` hook that times every collection, counts it in
 `llmrec_gc_pause_seconds{generation}` and logs a warning for one longer than `warn_s`.
+`watch_loop()` sleeps a few milliseconds at a time and records by how much each sleep overran
+(`llmrec_event_loop_lag_seconds`): a lag is time no agent could run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -13,7 +16,7 @@ from typing import Any
 
 from workers import metrics
 
-__all__ = ["install"]
+__all__ = ["install", "watch_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +45,14 @@ def install(warn_s: float = 0.2) -> None:
     if not any(getattr(cb, "_llmrec", False) for cb in gc.callbacks):
         on_gc._llmrec = True  # type: ignore[attr-defined]
         gc.callbacks.append(on_gc)
+
+
+async def watch_loop(every_s: float = 0.02, warn_s: float = 0.5) -> None:
+    """Record the event loop's lag until cancelled; log a stall longer than `warn_s`."""
+    while True:
+        began = time.perf_counter()
+        await asyncio.sleep(every_s)
+        lag = max(0.0, time.perf_counter() - began - every_s)
+        metrics.LOOP_LAG.observe(lag)
+        if lag > warn_s:
+            log.warning("the event loop was blocked for %.2f s", lag)

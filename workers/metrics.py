@@ -148,3 +148,9 @@ GC_PAUSE = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
     registry=REGISTRY,
 )
+LOOP_LAG = Histogram(
+    "llmrec_event_loop_lag_seconds",
+    "How late the worker's event loop woke a 20 ms sleep: time no agent could run.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+    registry=REGISTRY,
+)

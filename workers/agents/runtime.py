@@ -25,7 +25,7 @@ from llmrec.index import ItemIndex
 from llmrec.ranker.store import RankerWatcher
 from llmrec.stats_snapshot import StatsPart, check
 from llmrec.types import TextEncoder
-from workers import metrics, topics
+from workers import gcwatch, metrics, topics
 from workers.app import app
 from workers.replica import IndexReplica, VectorRecord
 from workers.settings import Settings, get_settings
@@ -135,6 +135,7 @@ class Runtime(mode.Service):
         self.add_future(self.replica.run())
         self.add_future(self.replica.probe())
         self.add_future(self.stats_replica.run())
+        self.add_future(gcwatch.watch_loop())
         log.info("runtime started in %.1f s (%s)", time.perf_counter() - started, self.model)
         if Runtime._ready is None:
             Runtime._ready = asyncio.Event()
