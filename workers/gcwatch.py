@@ -16,7 +16,7 @@ from typing import Any
 
 from workers import metrics
 
-__all__ = ["install", "watch_loop"]
+__all__ = ["install", "uninstall", "watch_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,16 @@ def install(warn_s: float = 0.2) -> None:
         took = time.perf_counter() - began
         metrics.GC_PAUSE.labels(generation=str(generation)).observe(took)
         if took > warn_s:
-            log.warning(
-                "garbage collection of generation %d took %.2f s (%d objects tracked)",
-                generation, took, len(gc.get_objects(generation)) if generation < 2 else -1,
-            )  # fmt: skip
+            log.warning("garbage collection of generation %d took %.2f s", generation, took)
 
     if not any(getattr(cb, "_llmrec", False) for cb in gc.callbacks):
         on_gc._llmrec = True  # type: ignore[attr-defined]
         gc.callbacks.append(on_gc)
+
+
+def uninstall() -> None:
+    """Stop timing collections."""
+    gc.callbacks[:] = [cb for cb in gc.callbacks if not getattr(cb, "_llmrec", False)]
 
 
 async def watch_loop(every_s: float = 0.02, warn_s: float = 0.5) -> None:
