@@ -87,8 +87,9 @@ def _user_states(p: Pipeline, app_id: str) -> dict[str, UserState]:
 
 
 def _where_lost(p: Pipeline, lost: set[str], killed_at: float) -> str:
-    """Where the lost events were: partition and offset ranges on `events`, the group's
-    committed offsets, dead letters that name them, and the worker's log."""
+    """Where the lost events were: partition and offset ranges on `events`, when they were
+    sent, the offset ranges Faust logged as committed without delivery, the dead letters, and
+    the worker's log."""
 
     async def go() -> str:
         consumer = AIOKafkaConsumer(
@@ -111,18 +112,20 @@ def _where_lost(p: Pipeline, lost: set[str], killed_at: float) -> str:
             await consumer.stop()
         ranges = {k: (min(v), max(v), len(v), end[TopicPartition(p.topics["events"], k)])
                   for k, v in where.items()}  # fmt: skip
-        dlq = collect(p, "events_dlq", lambda _: True, timeout=5)
-        kinds = sorted({f"{d['kind']}: {str(d['error'])[:80]}" for d in dlq})
-        log = p.worker.log_path.read_text(errors="replace")
-        gaps = [line for line in log.splitlines() if "were not delivered" in line]
         return (
             f"lost {len(lost)} events; by partition (first, last, count, end): {ranges}; "
-            f"Faust gaps logged: {gaps[:6]}; "
             f"sent {min(sent_at):.1f}..{max(sent_at):.1f} s after the kill; "
-            f"{len(dlq)} dead letters {kinds}; worker log {p.worker.log_path}"
         )
 
-    return asyncio.run(go())
+    where = asyncio.run(go())  # `collect` runs its own loop: called outside this one
+    dlq = collect(p, "events_dlq", lambda _: True, timeout=5)
+    kinds = sorted({f"{d['kind']}: {str(d['error'])[:80]}" for d in dlq})
+    log = p.worker.log_path.read_text(errors="replace")
+    gaps = [line for line in log.splitlines() if "were not delivered" in line]
+    return (
+        f"{where}Faust gaps logged: {gaps[:6]}; {len(dlq)} dead letters {kinds}; "
+        f"worker log {p.worker.log_path}"
+    )
 
 
 def test_kill_9_under_load_loses_nothing_and_applies_each_event_once(
