@@ -79,7 +79,7 @@ class CoVisitation:
 
     def merge(self, item_id: str, mass: float, increments: Sequence[tuple[str, float]]) -> None:
         """Set `item_id`'s mass and add each (other, w) of `increments` to the pair's count,
-        both directions, in order (`add` is this; so is a replicated `ItemRecord`)."""
+        both directions, in order (`add` is this; so is a replicated `ItemStatsRecord`)."""
         self._mass[item_id] = mass
         alpha = self.config.normalise_alpha
         key = self._intern(item_id)  # first: interning may grow `_right`

@@ -87,7 +87,7 @@ class ItemStats:
         self, item_id: str, *, count: float, first_ts: float, sent_sum: float, sent_n: int,
         review_sum: Vector | None, review_n: int,
     ) -> None:  # fmt: skip
-        """Replace the item's stream statistics by a replicated `ItemRecord`'s (its first-seen
+        """Replace the item's stream statistics by a replicated `ItemStatsRecord`'s (its first-seen
         time stays the earlier of the catalogue's and the record's)."""
         if not math.isnan(first_ts):
             self.note(item_id, first_ts)

@@ -47,13 +47,7 @@ class DecayedPopularity:
         """Add `weight` of engagement with `item_id` at time `ts`."""
         if weight <= 0:
             return
-        if self._ref is None:
-            self._ref = ts
-        exponent = (ts - self._ref) * self._rate
-        if exponent > _RESCALE_AT:
-            self._val[: len(self._ids)] *= math.exp(-exponent)
-            self._total *= math.exp(-exponent)
-            self._ref, exponent = ts, 0.0
+        exponent = self._exponent(ts)
         i = self._slot(item_id)
         inc = weight * math.exp(exponent)
         self._val[i] += inc
@@ -61,18 +55,24 @@ class DecayedPopularity:
 
     def set(self, item_id: str, value: float, ref: float) -> None:
         """Replace `item_id`'s score by `value`, its decayed engagement as of time `ref` (a
-        replicated `ItemRecord`); the total follows."""
-        if self._ref is None:
-            self._ref = ref
-        exponent = (ref - self._ref) * self._rate
-        if exponent > _RESCALE_AT:
-            self._val[: len(self._ids)] *= math.exp(-exponent)
-            self._total *= math.exp(-exponent)
-            self._ref, exponent = ref, 0.0
+        replicated `ItemStatsRecord`); the total follows."""
+        exponent = self._exponent(ref)
         i = self._slot(item_id)
         new = value * math.exp(exponent)
         self._total = max(0.0, self._total + new - float(self._val[i]))
         self._val[i] = new
+
+    def _exponent(self, ts: float) -> float:
+        """Log-scale of time `ts` against the reference, which first moves forward (scaling
+        every score down) when the value would pass `_RESCALE_AT`."""
+        if self._ref is None:
+            self._ref = ts
+        exponent = (ts - self._ref) * self._rate
+        if exponent > _RESCALE_AT:
+            self._val[: len(self._ids)] *= math.exp(-exponent)
+            self._total *= math.exp(-exponent)
+            self._ref, exponent = ts, 0.0
+        return exponent
 
     def _slot(self, item_id: str) -> int:
         i = self._pos.get(item_id)

@@ -74,7 +74,7 @@ def make_app(settings: Settings) -> faust.App:
     )
 
 
-def _watch_skipped_offsets() -> None:
+def _watch_skipped_offsets(settings: Settings) -> None:
     """Log every run of offsets faust-streaming will commit without having delivered them.
 
     When a fetched offset jumps ahead of the last one read, Faust records the range as a "gap"
@@ -85,13 +85,16 @@ def _watch_skipped_offsets() -> None:
     from faust.transport.consumer import Consumer
 
     from workers import metrics
+    from workers.topic_admin import COMPACTED, topic_names
 
+    names = topic_names(settings)
+    compacted_topics = {names[role] for role in COMPACTED}
     original = Consumer._add_gap
     if getattr(original, "_llmrec_watch", False):
         return
 
     async def add_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
-        compacted = tp.topic.endswith(("items", "item-vectors", "item-stats", "changelog"))
+        compacted = tp.topic in compacted_topics or tp.topic.endswith("-changelog")
         log.log(
             logging.WARNING if compacted else logging.ERROR,
             "offsets %d..%d of %s[%d] were not delivered and will be committed as processed",
@@ -104,5 +107,5 @@ def _watch_skipped_offsets() -> None:
     Consumer._add_gap = add_gap  # type: ignore[method-assign]
 
 
-_watch_skipped_offsets()
+_watch_skipped_offsets(get_settings())
 app = make_app(get_settings())

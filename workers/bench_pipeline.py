@@ -30,7 +30,7 @@ from rich.console import Console
 
 from llmrec.data import dataset_events, item_records, load_movielens
 from workers.settings import REPO_ROOT, Settings, get_settings
-from workers.topic_admin import assign_all, ensure_topics, topic_names
+from workers.topic_admin import assign_all, ensure_topics, read_to_end, topic_names
 from workers.worker_proc import WorkerProcess
 
 __all__ = ["bench_pipeline"]
@@ -178,22 +178,9 @@ def _histogram_summary(metrics_text: str, name: str, before: str = "") -> dict[s
 async def _stats_bytes(settings: Settings, snapshot: Path) -> dict[str, float]:
     """Bytes per item of the statistics: each item's latest `item-stats` record, and the
     worker's snapshot of all of them (`stats.bin`, written when it stopped)."""
-    topic = topic_names(settings)["item_stats"]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
     latest: dict[bytes, int] = {}
-    try:
-        tps = await assign_all(consumer, topic)
-        end = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    latest[r.key] = len(r.value or b"")
-    finally:
-        await consumer.stop()
+    async for r in read_to_end(settings.bootstrap, topic_names(settings)["item_stats"]):
+        latest[r.key] = len(r.value or b"")
     sizes = np.array(list(latest.values()) or [0])
     snap = snapshot.stat().st_size if snapshot.exists() else 0
     return {

@@ -25,7 +25,7 @@ from llmrec.data.contract import load_contract
 from llmrec.exceptions import BrokerError, DatasetError
 from workers.cli_data import print_errors
 from workers.settings import Settings, get_settings
-from workers.topic_admin import assign_all, ensure_topics, topic_names
+from workers.topic_admin import assign_all, ensure_topics, read_to_end, topic_names
 
 __all__ = ["produce", "replay", "tail", "worker"]
 
@@ -192,32 +192,14 @@ async def _send_one(settings: Settings, role: str, text: str) -> None:
 
 async def load_titles(settings: Settings, timeout_s: float = 5.0) -> dict[str, str]:
     """Titles of the catalogue, read from the compacted `items` topic."""
-    topic = topic_names(settings)["items"]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
     titles: dict[str, str] = {}
-    try:
-        tps = await assign_all(consumer, topic)
-        await consumer.seek_to_beginning(*tps)
-        end = await consumer.end_offsets(tps) if tps else {}
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
-            for records in batch.values():
-                for r in records:
-                    if r.value is None or r.key is None:
-                        continue
-                    try:
-                        titles[r.key.decode()] = str(orjson.loads(r.value).get("title", ""))
-                    except (orjson.JSONDecodeError, AttributeError):
-                        continue
-            positions = [await consumer.position(tp) for tp in end]
-            if all(p >= o for p, o in zip(positions, end.values(), strict=True)):
-                break
-    finally:
-        await consumer.stop()
+    async for r in read_to_end(settings.bootstrap, topic_names(settings)["items"], timeout_s):
+        if r.value is None or r.key is None:
+            continue
+        try:
+            titles[r.key.decode()] = str(orjson.loads(r.value).get("title", ""))
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
     return titles
 
 

@@ -40,7 +40,6 @@ class StatsReplica(TopicReplica):
             bootstrap=bootstrap, topic=topic, snapshot_every_s=snapshot_every_s, offsets=offsets
         )
         self._apply_record = apply
-        self.items = 0
 
     async def _apply(self, records: list[Any]) -> None:
         for rec in records:
@@ -54,7 +53,6 @@ class StatsReplica(TopicReplica):
                 log.error("skipping bad item-stats record @%d: %s", rec.offset, str(exc)[:200])
                 continue
             self._apply_record(item_id, record)
-            self.items += 1
             if record.event_at > 0 and self.caught_up.is_set():  # not a re-read after a restart
                 metrics.STATS_EFFECT.observe(max(0.0, time.time() - record.event_at))
         metrics.STATS_RECORDS.inc(len(records))

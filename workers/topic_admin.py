@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -147,3 +148,28 @@ async def assign_all(
         if asyncio.get_running_loop().time() > deadline:
             raise ConnectionError(f"topic {topic} not found on {consumer._client.hosts}")
         await asyncio.sleep(0.2)
+
+
+async def read_to_end(
+    bootstrap: str, topic: str, timeout_s: float | None = None
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topic`, from the beginning up to the end it had when called (a
+    group-less consumer of all partitions); stops early after `timeout_s` if given."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        tps = await assign_all(consumer, topic)
+        end = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+            if deadline is not None and loop.time() > deadline:
+                return
+            for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
+                for r in records:
+                    yield r
+    finally:
+        await consumer.stop()

@@ -11,13 +11,13 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from llmrec.interests import UserState
 from tests.e2e.conftest import Pipeline
 from tests.e2e.helpers import HASHING, chaos_catalogue, collect, metric, wait_indexed
 from workers.kafka_local import free_port
-from workers.topic_admin import assign_all
+from workers.topic_admin import read_to_end
 from workers.worker_proc import WorkerProcess
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.slow]
@@ -65,22 +65,10 @@ def _user_states(p: Pipeline, app_id: str) -> dict[str, UserState]:
     """The latest state of every user, read from the table's changelog topic."""
 
     async def go() -> dict[str, bytes]:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=p.settings.bootstrap, group_id=None, auto_offset_reset="earliest"
-        )
-        await consumer.start()
         latest: dict[str, bytes] = {}
-        try:
-            tps = await assign_all(consumer, f"{app_id}-user-state-changelog")
-            end = await consumer.end_offsets(tps)
-            await consumer.seek_to_beginning(*tps)
-            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for r in records:
-                        if r.value is not None:
-                            latest[r.key.decode()] = r.value
-        finally:
-            await consumer.stop()
+        async for r in read_to_end(p.settings.bootstrap, f"{app_id}-user-state-changelog"):
+            if r.value is not None:
+                latest[r.key.decode()] = r.value
         return latest
 
     return {u: UserState.from_bytes(v) for u, v in asyncio.run(go()).items()}
@@ -92,26 +80,15 @@ def _where_lost(p: Pipeline, lost: set[str], killed_at: float) -> str:
     the worker's log."""
 
     async def go() -> str:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=p.settings.bootstrap, group_id=None, auto_offset_reset="earliest"
-        )
-        await consumer.start()
         where: dict[int, list[int]] = {}
+        end: dict[int, int] = {}
         sent_at: list[float] = []
-        try:
-            tps = await assign_all(consumer, p.topics["events"])
-            end = await consumer.end_offsets(tps)
-            await consumer.seek_to_beginning(*tps)
-            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for r in records:
-                        if orjson.loads(r.value)["event_id"] in lost:
-                            where.setdefault(r.partition, []).append(r.offset)
-                            sent_at.append(r.timestamp / 1000.0 - killed_at)
-        finally:
-            await consumer.stop()
-        ranges = {k: (min(v), max(v), len(v), end[TopicPartition(p.topics["events"], k)])
-                  for k, v in where.items()}  # fmt: skip
+        async for r in read_to_end(p.settings.bootstrap, p.topics["events"]):
+            end[r.partition] = r.offset + 1
+            if orjson.loads(r.value)["event_id"] in lost:
+                where.setdefault(r.partition, []).append(r.offset)
+                sent_at.append(r.timestamp / 1000.0 - killed_at)
+        ranges = {k: (min(v), max(v), len(v), end[k]) for k, v in where.items()}
         return (
             f"lost {len(lost)} events; by partition (first, last, count, end): {ranges}; "
             f"sent {min(sent_at):.1f}..{max(sent_at):.1f} s after the kill; "
