@@ -7,10 +7,10 @@ and are imported by `workers.agents` (autodiscovery is off: imports are explicit
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import faust
 
+from workers import offsets
 from workers.settings import Settings, get_settings
 
 __all__ = ["app", "make_app", "rocksdb_available"]
@@ -74,38 +74,5 @@ def make_app(settings: Settings) -> faust.App:
     )
 
 
-def _watch_skipped_offsets(settings: Settings) -> None:
-    """Log every run of offsets faust-streaming will commit without having delivered them.
-
-    When a fetched offset jumps ahead of the last one read, Faust records the range as a "gap"
-    and commits it as processed (meant for compacted topics, where offsets skip legitimately).
-    On `events` a gap means records were skipped: kill -9 under load once lost hundreds of events
-    without a trace, so any gap is logged (ERROR on a topic that is not compacted) and counted.
-    """
-    from faust.transport.consumer import Consumer
-
-    from workers import metrics
-    from workers.topic_admin import COMPACTED, topic_names
-
-    names = topic_names(settings)
-    compacted_topics = {names[role] for role in COMPACTED}
-    original = Consumer._add_gap
-    if getattr(original, "_llmrec_watch", False):
-        return
-
-    async def add_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
-        compacted = tp.topic in compacted_topics or tp.topic.endswith("-changelog")
-        log.log(
-            logging.WARNING if compacted else logging.ERROR,
-            "offsets %d..%d of %s[%d] were not delivered and will be committed as processed",
-            offset_from, offset_to, tp.topic, tp.partition,
-        )  # fmt: skip
-        metrics.SKIPPED_OFFSETS.labels(topic=tp.topic).inc(max(0, offset_to - offset_from + 1))
-        await original(self, tp, offset_from, offset_to)
-
-    add_gap._llmrec_watch = True  # type: ignore[attr-defined]
-    Consumer._add_gap = add_gap  # type: ignore[method-assign]
-
-
-_watch_skipped_offsets(get_settings())
+offsets.install(get_settings())  # skipped offsets on plain topics are fetched again
 app = make_app(get_settings())

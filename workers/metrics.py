@@ -141,6 +141,13 @@ SKIPPED_OFFSETS = Counter(
     ["topic"],
     registry=REGISTRY,
 )
+REFETCHED_OFFSETS = Counter(
+    "llmrec_refetched_offsets",
+    "Offsets the consumer skipped on a topic that is not compacted and fetched again "
+    "(workers.offsets).",
+    ["topic"],
+    registry=REGISTRY,
+)
 GC_PAUSE = Histogram(
     "llmrec_gc_pause_seconds",
     "Python garbage collections by generation: each one stops the event loop this long.",
@@ -154,3 +161,4 @@ LOOP_LAG = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
     registry=REGISTRY,
 )
+

@@ -98,7 +98,11 @@ def _where_lost(p: Pipeline, lost: set[str], killed_at: float) -> str:
     dlq = collect(p, "events_dlq", lambda _: True, timeout=5)
     kinds = sorted({f"{d['kind']}: {str(d['error'])[:80]}" for d in dlq})
     log = p.worker.log_path.read_text(errors="replace")
-    gaps = [line for line in log.splitlines() if "were not delivered" in line]
+    gaps = [
+        line
+        for line in log.splitlines()
+        if "were not delivered" in line or "fetching them again" in line
+    ]
     return (
         f"{where}Faust gaps logged: {gaps[:6]}; {len(dlq)} dead letters {kinds}; "
         f"worker log {p.worker.log_path}"
@@ -138,11 +142,13 @@ def test_kill_9_under_load_loses_nothing_and_applies_each_event_once(
     answers = [i for r in recs for i in r["covered_event_ids"]]
     twice = len(answers) - len(set(answers))
     duplicates = metric(p, "llmrec_duplicate_events_total")
+    refetched = metric(p, "llmrec_refetched_offsets_total")
     print(
         f"\nkill -9 at {RATE:.0f} events/s ({USERS} users interleaved): first list "
         f"{recovery:.1f} s after the kill (worker healthy again after "
         f"{restarted_at - killed_at:.1f} s); {len(want - covered)} of {len(want)} lost; "
-        f"{twice} answered twice; {duplicates:.0f} redeliveries recognised and not re-applied"
+        f"{twice} answered twice; {duplicates:.0f} redeliveries recognised and not re-applied; "
+        f"{refetched:.0f} skipped offsets fetched again"
     )
     assert not want - covered, _where_lost(p, want - covered, killed_at)
     assert recovery < 60.0, f"no list for {recovery:.1f} s after the crash (target 10 s)"
