@@ -18,16 +18,15 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
 
-from llmrec.candidates import SOURCES, Candidates, RetrievalConfig, fuse
+from llmrec.candidates import Candidates, RetrievalConfig, fuse
 from llmrec.covisit import CoVisitation, CoVisitConfig
 from llmrec.events import Event, EventType, RecommendedItem
-from llmrec.exceptions import ItemIndexError
 from llmrec.explain import explain
+from llmrec.gather import Shared, gather
 from llmrec.index import ItemIndex
 from llmrec.interests import InterestConfig, UserState, id_hash
 from llmrec.itemstats import ItemStats
@@ -38,7 +37,7 @@ from llmrec.rerank import RerankConfig, mmr
 from llmrec.sentiment import SentimentScorer, rating_sentiment
 from llmrec.shared_stats import ItemStatsRecord, StatsUpdate
 from llmrec.stats_snapshot import StatsPart, check, pack, unpack
-from llmrec.types import TextEncoder, Vector, Vectors
+from llmrec.types import TextEncoder, Vector
 
 __all__ = [
     "DEFAULT_EVENT_WEIGHTS",
@@ -104,6 +103,7 @@ class Engine:
         self._new: OrderedDict[str, float] = OrderedDict()
         # the last replicated out-list of each item (`apply_record`): ids and counts
         self._outs: dict[str, tuple[tuple[str, ...], Array]] = {}
+        self._popular: tuple[int, dict[str, float]] | None = None  # (popularity version, top)
 
     # -- catalogue ---------------------------------------------------------------------------
 
@@ -201,6 +201,7 @@ class Engine:
             new.popitem(last=False)
         outs = self._outs_from(parts)
         self.popularity, self.items, self.covisit, self._new = popularity, items, covisit, new
+        self._popular = None
         self._outs = outs
         self._id_of_hash.update((id_hash(i), i) for i in parts["items"].ids)
         own = {"popularity", "items", "covisit", "new", "outs", "outs_to"}
@@ -382,8 +383,28 @@ class Engine:
         """`recommend` for several users (state, now, exclude) at once: one ranker call."""
         if k <= 0:
             return [[] for _ in requests]
-        gathered = [(*self.candidates(st, now, excl), now) for st, now, excl in requests]
-        scores = self.score_batch(gathered)
+        gathered = self.gather(requests)
+        return self.lists(gathered, self.score_batch(gathered), k)
+
+    def gather(
+        self, requests: Sequence[tuple[bytes | None, float, Collection[str]]]
+    ) -> list[tuple[UserState, Candidates | None, float]]:
+        """Each request's (state, candidates, now): the retrieval step of `recommend_batch`,
+        for all users at once (`llmrec.gather`)."""
+        states = [self._load(state) for state, _, _ in requests]
+        found = gather(
+            self.index, self.covisit, self._shared(), self.config.retrieval,
+            [(st, excl) for st, (_, _, excl) in zip(states, requests, strict=True)],
+        )  # fmt: skip
+        return [(st, c, now) for st, c, (_, now, _) in zip(states, found, requests, strict=True)]
+
+    def lists(
+        self,
+        gathered: Sequence[tuple[UserState, Candidates | None, float]],
+        scores: Sequence[npt.NDArray[np.float64] | None],
+        k: int,
+    ) -> list[list[RecommendedItem]]:
+        """Each user's final `k` (best by score, diversified by MMR), explained."""
         out: list[list[RecommendedItem]] = []
         for (st, c, _), score in zip(gathered, scores, strict=True):
             if c is None or score is None:
@@ -424,126 +445,17 @@ class Engine:
     def candidates(
         self, state: bytes | None, now: float, exclude: Collection[str] = ()
     ) -> tuple[UserState, Candidates | None]:
-        """Gather candidates from every source with their unweighted features (no fusion)."""
-        st = self._load(state)
+        """Gather one user's candidates from every source with their unweighted features."""
+        st, c, _ = self.gather([(state, now, exclude)])[0]
+        return st, c
+
+    def _shared(self) -> Shared:
+        """The popular and new items every user of a batch shares. Decayed popularity ranks
+        alike at any time (one decay rate for all items), so its top is kept until it changes."""
         r = self.config.retrieval
-        banned = st.seen_hashes() | st.disliked_hashes()
-        pop = self.popularity.top(r.popular_k, now)
-        top_share = pop[0][1] if pop else 1.0
-        popular = {item_id: share / top_share for item_id, share in pop}
-        new = list(self._new)[-r.new_k :]
-        n_recent = len(st.recent)
-        recent = [
-            (i, w * r.recent_decay ** (n_recent - 1 - pos)) for pos, (i, w) in enumerate(st.recent)
-        ]
-        covisited = {
-            item_id: (score, src)
-            for item_id, score, src in self.covisit.top(recent, r.covisit_k + n_recent)
-        }
-        # Neighbours of the last liked item alone: the "what comes next" signal, for the ranker.
-        last = [(i, 1.0) for i, w in st.recent[-1:] if w > 0]
-        after_last = {i: s for i, s, _ in self.covisit.top(last, r.covisit_k)} if last else {}
-        exclude_ids = set(exclude) | {i for i, _ in st.recent}
-        by_topic: list[str] = []
-        for t in st.topics:
-            by_topic += [i for i, _ in self.index.search(t.centroid, r.per_topic_k, exclude_ids)]
-        by_session: list[str] = []
-        if st.short is not None and st.short_weight > 0:
-            by_session = [i for i, _ in self.index.search(st.short, r.short_k, exclude_ids)]
-        found = by_topic + by_session
-        # Candidates in order of first appearance across sources, minus unindexed items (search
-        # hits are indexed; `_vectors` drops races) and excluded, seen and disliked ones.
-        index = self.index
-        listed = dict.fromkeys(
-            filter(index.__contains__, chain(popular, new, covisited, after_last))
-        )
-        listed |= dict.fromkeys(found)
-        if exclude:
-            excluded = set(exclude)
-            listed = dict.fromkeys(i for i in listed if i not in excluded)
-        ids = [i for i, h in zip(listed, map(id_hash, listed), strict=True) if h not in banned]
-        ids, vecs = self._vectors(ids)
-        if not ids:
-            return st, None
-        return st, self._features(
-            st, ids, vecs, popular=popular, new=set(new), covisited=covisited,
-            after_last=after_last, searched=(set(by_topic), set(by_session)),
-        )  # fmt: skip
-
-    def _features(
-        self,
-        st: UserState,
-        ids: list[str],
-        vecs: Vectors,
-        *,
-        popular: Mapping[str, float],
-        new: Collection[str],
-        covisited: Mapping[str, tuple[float, str]],
-        after_last: Mapping[str, float],
-        searched: tuple[Collection[str], Collection[str]],
-    ) -> Candidates:
-        n = len(ids)
-        content = np.zeros(n)
-        best_topic = np.full(n, -1)
-        sims = np.zeros((n, 0), dtype=np.float32)
-        if st.topics:
-            shares = np.asarray(st.topic_shares())
-            sims = vecs @ np.stack([t.centroid for t in st.topics]).T
-            gated = sims * (0.5 + 0.5 * shares / max(shares.max(), 1e-9))
-            best_topic = np.argmax(gated, axis=1)
-            content = gated[np.arange(n), best_topic]
-        row = dict(zip(ids, range(n), strict=True))
-        pop_rows = [(row[i], share) for i, share in popular.items() if i in row]
-        new_rows = [row[i] for i in new if i in row]
-        cov_rows = [(row[i], score, src) for i, (score, src) in covisited.items() if i in row]
-        pop = np.zeros(n)
-        pop[[j for j, _ in pop_rows]] = [share for _, share in pop_rows]
-        is_new = np.zeros(n)
-        is_new[new_rows] = 1.0
-        cov = np.zeros(n)
-        cov[[j for j, _, _ in cov_rows]] = [score for _, score, _ in cov_rows]
-        sources = [""] * n
-        for j, _, src in cov_rows:
-            sources[j] = src
-        last = np.zeros(n)
-        if after_last:
-            top = max(after_last.values())
-            last_rows = [(row[i], s / top) for i, s in after_last.items() if i in row]
-            last[[j for j, _ in last_rows]] = [s for _, s in last_rows]
-        by_topic, by_session = searched
-        proposed = np.zeros((n, len(SOURCES)), dtype=np.float32)
-        for j, got in enumerate((by_topic, by_session, covisited, popular)):
-            proposed[:, j] = [i in got for i in ids]
-        proposed[:, SOURCES.index("new")] = is_new
-        zeros = np.zeros(n)
-        short = vecs @ st.short if st.short is not None else zeros
-        negative = np.clip(vecs @ st.negative, 0.0, None) if st.negative is not None else zeros
-        return Candidates(
-            ids=ids,
-            vecs=vecs,
-            content=content,
-            best_topic=best_topic,
-            short=np.asarray(short, dtype=np.float64),
-            negative=np.asarray(negative, dtype=np.float64),
-            covisit=cov / cov.max() if cov.max() > 0 else cov,
-            popular=pop,
-            new=is_new,
-            session=min(1.0, st.short_weight),
-            sources=sources,
-            proposed=proposed,
-            covisit_last=last,
-            topic_sims=sims,
-        )
-
-    def _vectors(self, ids: list[str]) -> tuple[list[str], Vectors]:
-        """Vectors of `ids`; an item deleted meanwhile (another thread) is dropped, not fatal."""
-        try:
-            return ids, self.index.vectors(ids)
-        except ItemIndexError:
-            alive = [i for i in ids if i in self.index]
-            log.debug("dropped %d items deleted during recommend", len(ids) - len(alive))
-            return (
-                self._vectors(alive)
-                if len(alive) < len(ids)
-                else (alive, self.index.vectors(alive))
-            )
+        version = self.popularity.version
+        if self._popular is None or self._popular[0] != version:
+            pop = self.popularity.top(r.popular_k, 0.0)
+            top_share = pop[0][1] if pop else 1.0
+            self._popular = (version, {item_id: share / top_share for item_id, share in pop})
+        return Shared(self._popular[1], list(self._new)[-r.new_k :] if r.new_k > 0 else [])

@@ -28,12 +28,17 @@ from typing import Any
 
 import hnswlib
 import numpy as np
+import numpy.typing as npt
 
 from llmrec.exceptions import ItemIndexError
 from llmrec.files import fsync_dir
+from llmrec.interests import id_hash
 from llmrec.types import Vector, Vectors
 
-__all__ = ["IndexConfig", "ItemIndex"]
+__all__ = ["IndexConfig", "ItemIndex", "Labels"]
+
+Labels = npt.NDArray[np.int64]
+"""Integer item labels of the index (-1: none)."""
 
 _GRAPH = "graph.bin"
 _META = "meta.json"
@@ -72,6 +77,9 @@ class ItemIndex:
         )
         self._graph.set_ef(self.config.ef_search)
         self._matrix = np.zeros((self.config.initial_capacity, dim), dtype=np.float32)
+        # id_hash of each label's item: what users' seen/disliked lists hold, compared as arrays
+        self._hash = np.zeros(self.config.initial_capacity, dtype=np.int64)
+        self._alive = np.zeros(self.config.initial_capacity, dtype=bool)  # label held now
         self._label_of: dict[str, int] = {}
         self._id_of: dict[int, str] = {}
         self._next_label = 0
@@ -108,6 +116,40 @@ class ItemIndex:
             except KeyError as exc:
                 raise ItemIndexError(f"unknown item {exc.args[0]!r}") from exc
             return self._matrix[np.asarray(labels, dtype=np.int64)]
+
+    def labels(self, item_ids: Sequence[str]) -> Labels:
+        """Label of each id, -1 where the index does not hold it."""
+        get = self._label_of.get
+        with self._lock:
+            return np.fromiter((get(i, -1) for i in item_ids), np.int64, len(item_ids))
+
+    def hashes(self, labels: Labels) -> npt.NDArray[np.int64]:
+        """`id_hash` of each label's item (labels must be valid)."""
+        return self._hash[labels]
+
+    def resolve(self, labels: Labels) -> tuple[Labels, list[str], Vectors]:
+        """Of `labels`, those still held (an item may be deleted meanwhile), their ids and
+        vectors, in one consistent read."""
+        with self._lock:
+            live = labels[self._alive[labels]]
+            id_of = self._id_of
+            return live, [id_of[lb] for lb in live.tolist()], self._matrix[live]
+
+    def nearest(self, queries: Vectors, want: int) -> list[list[int]]:
+        """For each query row, the labels of its `want` nearest items (fewer when the index
+        holds fewer), best first: one hnswlib call for all rows; `search` is the one-row form
+        by id."""
+        data = self._check(np.asarray(queries, dtype=np.float32).reshape(-1, self.dim))
+        with self._lock:
+            want = min(want, len(self._label_of))
+            if want <= 0 or data.shape[0] == 0:
+                return [[] for _ in range(data.shape[0])]
+            self._graph.set_ef(max(self.config.ef_search, want))
+            try:
+                rows: list[list[int]] = self._graph.knn_query(data, k=want)[0].tolist()
+            except RuntimeError:  # too few neighbours for some row: each row its own way
+                rows = [self._knn(q.reshape(1, -1), want)[0].tolist() for q in data]
+            return rows
 
     def search(
         self, vector: Vector, k: int, exclude: Collection[str] = ()
@@ -166,6 +208,8 @@ class ItemIndex:
             for item_id, label in zip(item_ids, labels, strict=True):
                 self._label_of[item_id] = label
                 self._id_of[label] = item_id
+            self._hash[labels] = [id_hash(i) for i in item_ids]
+            self._alive[labels] = True
 
     def delete(self, item_id: str) -> bool:
         """Remove `item_id`; False when it was not there."""
@@ -174,6 +218,7 @@ class ItemIndex:
             if label is None:
                 return False
             del self._id_of[label]
+            self._alive[label] = False
             self._graph.mark_deleted(label)
             return True
 
@@ -195,6 +240,11 @@ class ItemIndex:
                               self.dim), dtype=np.float32)  # fmt: skip
             grown[: self._matrix.shape[0]] = self._matrix
             self._matrix = grown
+            hashes = np.zeros(grown.shape[0], dtype=np.int64)
+            hashes[: self._hash.shape[0]] = self._hash
+            alive = np.zeros(grown.shape[0], dtype=bool)
+            alive[: self._alive.shape[0]] = self._alive
+            self._hash, self._alive = hashes, alive
         norms = np.linalg.norm(data, axis=1, keepdims=True)
         self._matrix[np.asarray(labels, dtype=np.int64)] = data / np.maximum(norms, 1e-12)
 
@@ -293,8 +343,12 @@ class ItemIndex:
         index._graph.load_index(str(graph), allow_replace_deleted=True)
         index._graph.set_ef(index.config.ef_search)  # ef is not saved by hnswlib
         index._matrix = np.zeros((max(index._next_label, 1), index.dim), dtype=np.float32)
+        index._hash = np.zeros(index._matrix.shape[0], dtype=np.int64)
+        index._alive = np.zeros(index._matrix.shape[0], dtype=bool)
         if labels:  # one bulk read at load time rebuilds the dense copy
             index._store(labels, np.asarray(index._graph.get_items(labels), dtype=np.float32))
+            index._hash[labels] = [id_hash(index._id_of[lb]) for lb in labels]
+            index._alive[labels] = True
         return index, meta
 
 

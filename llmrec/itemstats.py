@@ -11,6 +11,7 @@ reads its rows in one gather. `to_part` / `from_part` carry the statistics acros
 from __future__ import annotations
 
 import math
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -134,18 +135,17 @@ class ItemStats:
 
     def rows(self, ids: list[str]) -> npt.NDArray[np.int64]:
         """Row of each id, -1 when the stream never mentioned it."""
-        get = self._row.get
-        return np.fromiter((get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+        return np.fromiter(map(self._row.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
 
     def crowd_vectors(self, rows: npt.NDArray[np.int64]) -> tuple[Vectors, npt.NDArray[np.int64]]:
         """Unit crowd-text vectors of `rows` (zero rows where no review) and review counts."""
-        known = rows >= 0
+        n = np.where(rows >= 0, self._text_n[np.maximum(rows, 0)], 0)
         out = np.zeros((len(rows), self.dim), dtype=np.float32)
-        n = np.zeros(len(rows), dtype=np.int64)
-        out[known] = self._text_sum[rows[known]]
-        n[known] = self._text_n[rows[known]]
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, norms, out=out, where=norms > 1e-9)
+        reviewed = np.flatnonzero(n > 0)  # most candidates have no review: normalise only these
+        if len(reviewed):
+            sums = self._text_sum[rows[reviewed]]
+            norms = np.linalg.norm(sums, axis=1, keepdims=True)
+            out[reviewed] = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 1e-9)
         return out, n
 
     def crowd_vector(self, item_id: str) -> Vector | None:

@@ -39,6 +39,8 @@ class DecayedPopularity:
         self._ids: list[str] = []
         self._val: npt.NDArray[np.float64] = np.zeros(1024, dtype=np.float64)
         self._total = 0.0
+        self.version = 0
+        """Counts changes: the ranking of items only changes when it does (see `top`)."""
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -52,6 +54,7 @@ class DecayedPopularity:
         inc = weight * math.exp(exponent)
         self._val[i] += inc
         self._total += inc
+        self.version += 1
 
     def set(self, item_id: str, value: float, ref: float) -> None:
         """Replace `item_id`'s score by `value`, its decayed engagement as of time `ref` (a
@@ -61,6 +64,7 @@ class DecayedPopularity:
         new = value * math.exp(exponent)
         self._total = max(0.0, self._total + new - float(self._val[i]))
         self._val[i] = new
+        self.version += 1
 
     def _exponent(self, ts: float) -> float:
         """Log-scale of time `ts` against the reference, which first moves forward (scaling

@@ -1,11 +1,17 @@
-"""`llmrec bench pipeline`: sustained events/s and event->recommendation latency, real broker.
+"""`llmrec bench pipeline`: one worker through a real broker, under many users' interleaved events.
 
-Three measurements in one run, each on fresh topics:
-1. throughput: N events produced as fast as possible; worker rate = N / (last rec - first send);
-2. latency: events offered at a fixed rate (default 500/s); latency = recommendation received
-   minus event sent, matched by the list's covered_event_ids; p50/p95/p99;
-3. transport ceiling: a plain aiokafka consume->produce passthrough of N pre-loaded events in
-   this process, to show how much of the budget Kafka and the Python client take.
+For each catalogue size, on fresh topics and a fresh worker (the learned ranker on):
+1. throughput: N events produced as fast as possible; events/s = N / (last list - first send),
+   and lists per event (one per event unless a user's events share a micro-batch);
+2. latency at several offered rates: a list received minus its event sent, p50/p95/p99;
+3. where the time goes: the events agent's per-stage seconds (`llmrec_stage_seconds`) and the
+   worker process's CPU seconds, per event, over the throughput run.
+Once per run, the framework ceiling: a bare Faust agent (`workers.bench_faust`) parsing and
+forwarding the same events, timed the same way; llmrec's ratio to it is the figure to hold.
+
+Traffic: `interleaved` (default) sends the dataset's users round-robin, each user's own order
+kept (`llmrec.data.interleave_users`); `replay` sends them in timestamp order, where a user's
+burst of ratings arrives together and one list answers many events.
 """
 
 from __future__ import annotations
@@ -13,11 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -26,9 +36,11 @@ import numpy as np
 import orjson
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 
-from llmrec.data import dataset_events, item_records, load_movielens
+from llmrec.data import Dataset, dataset_events, interleave_users, item_records, load_movielens
+from workers.kafka_local import free_port
 from workers.settings import REPO_ROOT, Settings, get_settings
 from workers.topic_admin import assign_all, ensure_topics, read_to_end, topic_names
 from workers.worker_proc import WorkerProcess
@@ -41,12 +53,13 @@ log = logging.getLogger(__name__)
 console = Console(stderr=True)
 
 
-class _RecWatcher:
-    """Consumes the recommendations topic; records arrival time per answered event id."""
+class _Watcher:
+    """Consumes an output topic: arrival time per answered event id, and records received."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
+    def __init__(self, bootstrap: str, topic: str, ids_of: Callable[[Any], list[str]]) -> None:
+        self.bootstrap, self.topic, self.ids_of = bootstrap, topic, ids_of
         self.arrived: dict[str, float] = {}
+        self.records = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -66,8 +79,9 @@ class _RecWatcher:
             batch = await self._consumer.getmany(timeout_ms=50, max_records=2000)
             now = time.perf_counter()
             for records in batch.values():
+                self.records += len(records)
                 for r in records:
-                    for event_id in orjson.loads(r.value)["covered_event_ids"]:
+                    for event_id in self.ids_of(orjson.loads(r.value)):
                         self.arrived[event_id] = now
 
     async def wait_count(self, ids: set[str], timeout: float) -> bool:
@@ -81,7 +95,15 @@ class _RecWatcher:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-        await self._consumer.stop()
+            await self._consumer.stop()
+
+
+def _covered(doc: Any) -> list[str]:
+    return list(doc["covered_event_ids"])
+
+
+def _forwarded(doc: Any) -> list[str]:
+    return [doc["event_id"]]
 
 
 async def _send_events(
@@ -100,38 +122,66 @@ async def _send_events(
     return sent
 
 
-async def _passthrough(bootstrap: str, n: int, payloads: list[bytes], keys: list[bytes]) -> float:
-    """Events/s of a bare consume->produce loop in one Python process (the transport ceiling)."""
-    src, dst = f"bench-pt-in-{uuid.uuid4().hex[:8]}", f"bench-pt-out-{uuid.uuid4().hex[:8]}"
-    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
-    await prod.start()
+async def _timed_burst(
+    prod: AIOKafkaProducer, topic: str, watcher: _Watcher, events: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Send `events` as fast as possible; events/s until the last one is answered."""
+    records = watcher.records
+    sent = await _send_events(prod, topic, events, 0)
+    complete = await watcher.wait_count(set(sent), 900)
+    last = max(watcher.arrived.get(i, 0.0) for i in sent)
+    return {
+        "events": len(events), "complete": complete,
+        "events_per_s": round(len(events) / (last - min(sent.values())), 1),
+        "outputs_per_event": round((watcher.records - records) / len(events), 3),
+        "users": len({e["user_id"] for e in events}),
+    }  # fmt: skip
+
+
+async def _framework_ceiling(
+    bootstrap: str, workdir: Path, partitions: int, events: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The bare Faust agent (`workers.bench_faust`) on the same events, timed the same way."""
+    unique = uuid.uuid4().hex[:8]
+    src, dst = f"bench-faust-in-{unique}", f"bench-faust-out-{unique}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
     try:
-        for v, k in zip(payloads[:n], keys[:n], strict=True):
-            await prod.send(src, v, key=k)
-        await prod.flush()
-        cons = AIOKafkaConsumer(
-            src, bootstrap_servers=bootstrap, group_id=f"pt-{uuid.uuid4().hex[:8]}",
-            auto_offset_reset="earliest", enable_auto_commit=True,
-        )  # fmt: skip
-        await cons.start()
-        try:
-            done = 0
-            started = None
-            while done < n:
-                batch = await cons.getmany(timeout_ms=500, max_records=1000)
-                for records in batch.values():
-                    if started is None:
-                        started = time.perf_counter()
-                    for r in records:
-                        doc = orjson.loads(r.value)  # parse + serialise, like the worker must
-                        await prod.send(dst, orjson.dumps(doc), key=r.key)
-                        done += 1
-            await prod.flush()
-            return n / (time.perf_counter() - (started or time.perf_counter()))
-        finally:
-            await cons.stop()
+        await admin.create_topics([NewTopic(t, partitions, 1) for t in (src, dst)])
     finally:
+        await admin.close()
+    env = {
+        **os.environ, "BENCH_BOOTSTRAP": bootstrap, "BENCH_APP_ID": f"bench-faust-{unique}",
+        "BENCH_SOURCE": src, "BENCH_SINK": dst, "BENCH_DATADIR": str(workdir / "faust-data"),
+    }  # fmt: skip
+    with (workdir / "faust.log").open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.bench_faust"], env=env, stdout=out,
+            stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+        )  # fmt: skip
+    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+    watcher = _Watcher(bootstrap, dst, _forwarded)
+    await prod.start()
+    await watcher.start()
+    try:
+        warm = [{**e, "event_id": f"fwarm-{i}"} for i, e in enumerate(events[:500])]
+        await _send_events(prod, src, warm, 0)
+        ids = {e["event_id"] for e in warm}
+        deadline = time.monotonic() + 180
+        while not await watcher.wait_count(ids, 1.0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log_tail = (workdir / "faust.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"the bare Faust agent did not start:\n{log_tail}")
+        burst = [{**e, "event_id": f"f-{i}"} for i, e in enumerate(events)]
+        return await _timed_burst(prod, src, watcher, burst)
+    finally:
+        await watcher.stop()
         await prod.stop()
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 async def _quiet(worker: WorkerProcess, updates_topic: str, timeout: float = 300.0) -> float:
@@ -175,6 +225,42 @@ def _histogram_summary(metrics_text: str, name: str, before: str = "") -> dict[s
     return out
 
 
+def _stage_sums(metrics_text: str) -> dict[str, float]:
+    """`llmrec_stage_seconds` sums by stage."""
+    out: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith("llmrec_stage_seconds_sum{"):
+            stage = line.split('stage="', 1)[1].split('"', 1)[0]
+            out[stage] = float(line.rsplit(" ", 1)[-1])
+    return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Probe:
+    """The worker's metrics and CPU time at one moment, to difference over a run."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        _, body = worker.get("/metrics")
+        self.text = body.decode() if isinstance(body, bytes) else str(body)
+        assert worker.proc is not None, "the worker is running"
+        self.cpu = _cpu_seconds(worker.proc.pid)
+
+    def cost_per_event(self, later: _Probe, events: int) -> dict[str, Any]:
+        """Milliseconds per event: worker CPU, and wall time in each events-agent stage."""
+        before, after = _stage_sums(self.text), _stage_sums(later.text)
+        stages = {k: round(1e3 * (v - before.get(k, 0.0)) / events, 3) for k, v in after.items()}
+        return {
+            "worker_cpu_ms": round(1e3 * (later.cpu - self.cpu) / events, 3),
+            "stages_wall_ms": dict(sorted(stages.items(), key=lambda kv: -kv[1])),
+            "stages_total_ms": round(sum(stages.values()), 3),
+        }
+
+
 async def _stats_bytes(settings: Settings, snapshot: Path) -> dict[str, float]:
     """Bytes per item of the statistics: each item's latest `item-stats` record, and the
     worker's snapshot of all of them (`stats.bin`, written when it stopped)."""
@@ -201,14 +287,25 @@ def _pcts(values: list[float]) -> dict[str, float]:
     }
 
 
-async def _run(
-    settings: Settings, *, worker_env: dict[str, str], workdir: Path, n_items: int,
-    n_events: int, rate: float, duration: float,
-) -> dict[str, Any]:  # fmt: skip
-    ds = load_movielens(settings.data_dir, "ml-latest-small")
-    items = list(islice(item_records(ds), n_items))
-    known = {i["item_id"] for i in items}
+def _traffic(ds: Dataset, known: set[str], order: str, n: int) -> list[dict[str, Any]]:
+    """`n` events on the catalogue's items in `order`; the stream repeats (new event ids) if
+    the dataset has fewer."""
     events = [e for e in dataset_events(ds) if e["item_id"] in known]
+    if order == "interleaved":
+        events = interleave_users(events)
+    out: list[dict[str, Any]] = []
+    lap = 0
+    while len(out) < n:
+        out += [{**e, "event_id": f"{e['event_id']}~{lap}"} for e in events[: n - len(out)]]
+        lap += 1
+    return out
+
+
+async def _catalogue_run(
+    settings: Settings, *, worker_env: dict[str, str], workdir: Path, items: list[dict[str, Any]],
+    events: list[dict[str, Any]], n_burst: int, rates: list[float], duration: float,
+) -> dict[str, Any]:  # fmt: skip
+    """One catalogue: the worker's throughput, cost per event and latency at each rate."""
     await ensure_topics(settings)
     names = topic_names(settings)
     prod = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=1, acks=1)
@@ -218,77 +315,126 @@ async def _run(
     await prod.flush()
     worker = WorkerProcess(worker_env, workdir / "worker.log", int(worker_env["LLMREC_WEB_PORT"]))
     result: dict[str, Any] = {}
-    watcher = _RecWatcher(settings.bootstrap, names["recommendations"])
+    watcher = _Watcher(settings.bootstrap, names["recommendations"], _covered)
     try:
         t0 = time.perf_counter()
         worker.start(timeout=300)
         while (worker.get("/health")[1] or {}).get("index_items", 0) < len(items):
             await asyncio.sleep(0.5)
-        result["items"] = {"count": len(items), "index_ready_s": round(time.perf_counter() - t0, 1)}
-        console.print(f"worker ready, {len(items)} items indexed")
+        ranker = (worker.get("/health")[1] or {}).get("model", {}).get("ranker")
+        result["items"] = {"count": len(items), "index_ready_s": round(time.perf_counter() - t0, 1),
+                           "ranker": ranker}  # fmt: skip
+        console.print(f"worker ready: {len(items)} items indexed, ranker {ranker}")
         await watcher.start()
-        # 1. throughput
-        batch = [{**e, "event_id": f"tp-{i}"} for i, e in enumerate(events[:n_events])]
-        warm = [
-            {**e, "event_id": f"warm-{i}"} for i, e in enumerate(events[n_events : n_events + 500])
-        ]
+        warm, burst = events[:500], events[500 : 500 + n_burst]
         await _send_events(prod, names["events"], warm, 0)
         await watcher.wait_count({e["event_id"] for e in warm}, 120)
-        sent = await _send_events(prod, names["events"], batch, 0)
-        ok = await watcher.wait_count(set(sent), 600)
-        last = max(watcher.arrived.get(i, 0.0) for i in sent)
-        first = min(sent.values())
-        result["throughput"] = {
-            "events": len(batch), "complete": ok,
-            "events_per_s": round(len(batch) / (last - first), 1),
-        }  # fmt: skip
+        before = _Probe(worker)
+        result["throughput"] = await _timed_burst(prod, names["events"], watcher, burst)
+        result["cost_per_event"] = before.cost_per_event(_Probe(worker), len(burst))
         console.print(f"throughput: {result['throughput']}")
-        # The latency run starts from a quiet worker: the burst's statistics updates folded
-        # and replicated first (else it measures the tail of the burst).
-        result["stats_settle_s"] = round(await _quiet(worker, names["item_updates"]), 1)
-        # 2. latency at a fixed offered rate
-        offset = n_events + 500
-        n_lat = int(rate * duration)
-        lat_events = [
-            {**e, "event_id": f"lat-{i}"} for i, e in enumerate(events[offset : offset + n_lat])
-        ]
-        _, body = worker.get("/metrics")
-        before = body.decode() if isinstance(body, bytes) else str(body)
-        sent = await _send_events(prod, names["events"], lat_events, rate)
-        await watcher.wait_count(set(sent), 120)
-        lats = [watcher.arrived[i] - t for i, t in sent.items() if i in watcher.arrived]
-        result["latency_ms"] = {"offered_rate": rate, "events": len(lat_events),
-                                "received": len(lats)} | _pcts(lats)  # fmt: skip
-        console.print(f"latency: {result['latency_ms']}")
-        _, health = worker.get("/health")
-        result["worker_health"] = health
-        _, body = worker.get("/metrics")
-        text = body.decode() if isinstance(body, bytes) else str(body)
-        # over the latency run only: the histogram's growth during it
-        result["stats_effect_s"] = _histogram_summary(
-            text, "llmrec_item_stats_effect_seconds", before=before
-        )
-        console.print(f"event -> its item's statistics on the worker: {result['stats_effect_s']}")
+        console.print(f"cost per event: {result['cost_per_event']}")
+        result["latency_ms"] = []
+        offset = 500 + n_burst
+        for rate in rates:
+            # each rate starts from a quiet worker: the last run's statistics applied
+            settle = await _quiet(worker, names["item_updates"])
+            n = int(rate * duration)
+            run = events[offset : offset + n]
+            offset += n
+            records, before = watcher.records, _Probe(worker)
+            sent = await _send_events(prod, names["events"], run, rate)
+            await watcher.wait_count(set(sent), max(60.0, 3 * duration))
+            lats = [watcher.arrived[i] - t for i, t in sent.items() if i in watcher.arrived]
+            after = _Probe(worker)
+            figures: dict[str, Any] = {
+                "offered_rate": rate, "events": n, "received": len(lats),
+                "lists_per_event": round((watcher.records - records) / max(n, 1), 3),
+                "settle_s": round(settle, 1),
+            } | _pcts(lats)  # fmt: skip
+            figures["stats_effect_s"] = _histogram_summary(
+                after.text, "llmrec_item_stats_effect_seconds", before=before.text
+            )
+            result["latency_ms"].append(figures)
+            console.print(f"latency at {rate:.0f}/s: {figures}")
+        result["worker_health"] = worker.get("/health")[1]
     finally:
-        await watcher.stop() if watcher._task else None
+        await watcher.stop()
         await prod.stop()
         worker.stop()
     result["stats_bytes"] = await _stats_bytes(settings, workdir / "state" / "stats.bin")
-    console.print(f"statistics size: {result['stats_bytes']}")
-    # 3. transport ceiling
-    payloads = [orjson.dumps({**e, "event_id": f"pt-{i}"}) for i, e in enumerate(events[:n_events])]
-    keys = [e["user_id"].encode() for e in events[:n_events]]
-    ceiling = await _passthrough(settings.bootstrap, len(payloads), payloads, keys)
-    result["passthrough_events_per_s"] = round(ceiling, 1)
-    result["ratio_worker_to_passthrough"] = round(result["throughput"]["events_per_s"] / ceiling, 3)
     return result
+
+
+async def _run(
+    base: Settings, *, bootstrap: str, workdir: Path, catalogues: list[int], order: str,
+    n_burst: int, rates: list[float], duration: float, encoder: str, partitions: int,
+    ranker_root: Path | None,
+) -> dict[str, Any]:  # fmt: skip
+    ds = load_movielens(base.data_dir, "ml-latest-small")
+    n_events = 500 + n_burst + int(sum(rates) * duration)
+    result: dict[str, Any] = {"order": order, "catalogues": []}
+    for n_items in catalogues:
+        unique = uuid.uuid4().hex[:8]
+        env = {
+            "LLMREC_BOOTSTRAP_SERVERS": bootstrap, "LLMREC_TOPIC_PREFIX": f"bench{unique}.",
+            "LLMREC_APP_ID": f"bench{unique}", "LLMREC_PARTITIONS": str(partitions),
+            "LLMREC_STATE_DIR": str(workdir / unique / "state"),
+            "LLMREC_ENCODER_BACKEND": encoder, "LLMREC_WEB_PORT": str(free_port()),
+            **({"LLMREC_RANKER_DIR": str(ranker_root)} if ranker_root else {}),
+        }  # fmt: skip
+        update = {"topic_prefix": env["LLMREC_TOPIC_PREFIX"], "partitions": partitions}
+        settings = base.model_copy(update={"bootstrap_servers": bootstrap, **update})
+        items = list(islice(item_records(ds), n_items))
+        events = _traffic(ds, {i["item_id"] for i in items}, order, n_events)
+        (workdir / unique).mkdir(parents=True)
+        console.print(f"[bold]catalogue of {len(items)} items[/], {order} traffic")
+        run = await _catalogue_run(
+            settings, worker_env=env, workdir=workdir / unique, items=items, events=events,
+            n_burst=n_burst, rates=rates, duration=duration,
+        )  # fmt: skip
+        with contextlib.suppress(OSError):
+            shutil.copyfile(workdir / unique / "worker.log", workdir / f"worker-{n_items}.log")
+        result["catalogues"].append(run)
+        if "framework_ceiling" not in result:
+            ceiling = await _framework_ceiling(bootstrap, workdir, partitions, events[:n_burst])
+            console.print(f"bare Faust agent: {ceiling}")
+            result["framework_ceiling"] = ceiling
+        rate = run["throughput"]["events_per_s"]
+        run["ratio_to_framework"] = round(rate / result["framework_ceiling"]["events_per_s"], 3)
+    return result
+
+
+def _ranker(base: Settings, choice: str, workdir: Path) -> Path | None:
+    """The ranker root the worker uses: none, a given root, the installed one, or one trained
+    here on ml-latest-small (`llmrec train-ranker`)."""
+    if choice == "none":
+        return None
+    if choice != "auto":
+        return Path(choice)
+    if (base.ranker_root / "current").exists():
+        return base.ranker_root
+    from workers.cli_ranker import train_ranker
+
+    console.print("no ranker installed: training one on ml-latest-small for the benchmark")
+    root = workdir / "ranker"
+    train_ranker(dataset="ml-latest-small", out=root, max_groups=2000)
+    return root
 
 
 def bench_pipeline(  # noqa: PLR0917 - one positional per CLI option is typer's style
     events: int = typer.Option(10_000, help="Events for the throughput run."),
-    items: int = typer.Option(2_000, help="Catalogue size (first N ml-latest-small movies)."),
-    rate: float = typer.Option(500.0, help="Offered events/s for the latency run."),
-    duration: float = typer.Option(20.0, help="Seconds of the latency run."),
+    items: str = typer.Option(
+        "2000,10000", help="Catalogue sizes, comma-separated (first N ml-latest-small movies)."
+    ),
+    rates: str = typer.Option("100,250,500,1000", help="Offered events/s of the latency runs."),
+    duration: float = typer.Option(15.0, help="Seconds of each latency run."),
+    order: str = typer.Option(
+        "interleaved", help="interleaved (many users, round-robin) or replay (timestamp order)."
+    ),
+    ranker: str = typer.Option(
+        "auto", help="auto (installed, else trained here), none, or a ranker root."
+    ),
     encoder: str = typer.Option("onnx", help="onnx or hashing (no model artifacts needed)."),
     partitions: int = typer.Option(2, help="Partitions of the pipeline topics."),
     bootstrap: str | None = typer.Option(
@@ -297,58 +443,39 @@ def bench_pipeline(  # noqa: PLR0917 - one positional per CLI option is typer's 
     out: Path = typer.Option(_DEFAULT_OUT, help="JSON output."),  # noqa: B008
 ) -> None:
     """Benchmark one worker through the real broker; print figures and write JSON."""
-    from workers.kafka_local import BrokerConfig, LocalBroker, free_port
+    from workers.kafka_local import BrokerConfig, LocalBroker
 
+    if order not in {"interleaved", "replay"}:
+        raise typer.BadParameter("--order is interleaved or replay")
     base = get_settings()
     workdir = Path(tempfile.mkdtemp(prefix="llmrec-bench-"))
     broker = None
-    if bootstrap is None:
-        cfg = BrokerConfig(
-            home=workdir / "kafka", lib=base.kafka_lib, port=free_port(),
-            controller_port=free_port(), heap="512m",
-        )  # fmt: skip
-        broker = LocalBroker(cfg)
-        broker.up(timeout=120)
-        bootstrap = cfg.bootstrap
-    unique = uuid.uuid4().hex[:8]
-    env = {
-        "LLMREC_BOOTSTRAP_SERVERS": bootstrap,
-        "LLMREC_TOPIC_PREFIX": f"bench{unique}.",
-        "LLMREC_APP_ID": f"bench{unique}",
-        "LLMREC_PARTITIONS": str(partitions),
-        "LLMREC_STATE_DIR": str(workdir / "state"),
-        "LLMREC_ENCODER_BACKEND": encoder,
-        "LLMREC_WEB_PORT": str(free_port()),
-    }
-    settings = base.model_copy(
-        update={
-            "bootstrap_servers": bootstrap,
-            "topic_prefix": env["LLMREC_TOPIC_PREFIX"],
-            "partitions": partitions,
-        }
-    )
     try:
-        result = asyncio.run(
-            _run(
-                settings,
-                worker_env=env,
-                workdir=workdir,
-                n_items=items,
-                n_events=events,
-                rate=rate,
-                duration=duration,
-            )
-        )
+        root = _ranker(base, ranker, workdir)
+        if bootstrap is None:
+            cfg = BrokerConfig(
+                home=workdir / "kafka", lib=base.kafka_lib, port=free_port(),
+                controller_port=free_port(), heap="512m",
+            )  # fmt: skip
+            broker = LocalBroker(cfg)
+            broker.up(timeout=120)
+            bootstrap = cfg.bootstrap
+        run = _run(
+            base, bootstrap=bootstrap, workdir=workdir,
+            catalogues=[int(x) for x in items.split(",")], order=order, n_burst=events,
+            rates=[float(x) for x in rates.split(",")], duration=duration, encoder=encoder,
+            partitions=partitions, ranker_root=root,
+        )  # fmt: skip
+        result = asyncio.run(run)
     finally:
         if broker is not None:
             broker.down()
-        with contextlib.suppress(OSError):  # kept beside the JSON: where the time went
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(workdir / "worker.log", out.with_suffix(".worker.log"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for log_file in workdir.glob("*.log"):  # kept beside the JSON: where the time went
+            shutil.copyfile(log_file, out.with_suffix(f".{log_file.stem}.log"))
         shutil.rmtree(workdir, ignore_errors=True)
-    result["machine"] = {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "encoder": encoder, "partitions": partitions}  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     console.print_json(orjson.dumps(result).decode())
     console.print(f"wrote {out}")

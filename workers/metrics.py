@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = [
@@ -22,7 +26,9 @@ __all__ = [
     "RECS_OUT",
     "REGISTRY",
     "REROUTED",
+    "STAGE",
     "render",
+    "stage",
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -155,6 +161,15 @@ GC_PAUSE = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
     registry=REGISTRY,
 )
+STAGE = Histogram(
+    "llmrec_stage_seconds",
+    "Seconds the events agent spends on one micro-batch in each stage: admit (parse, validate, "
+    "route), encode (review texts), fold (state read, fold, write), stats_send, retrieve, "
+    "rank, rerank (MMR and reasons), publish.",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
 LOOP_LAG = Histogram(
     "llmrec_event_loop_lag_seconds",
     "How late the worker's event loop woke a 20 ms sleep: time no agent could run.",
@@ -162,3 +177,12 @@ LOOP_LAG = Histogram(
     registry=REGISTRY,
 )
 
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time the block into `llmrec_stage_seconds{stage=name}` (`bench pipeline` reports them)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        STAGE.labels(stage=name).observe(time.perf_counter() - t0)

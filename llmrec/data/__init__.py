@@ -1,7 +1,7 @@
 """Dataset loaders and the replay that turns them into llmrec events."""
 
 from llmrec.data.movielens import Dataset, Interaction, Movie, TagNote, load_movielens
-from llmrec.data.replay import dataset_events, item_records
+from llmrec.data.replay import dataset_events, interleave_users, item_records
 
 __all__ = [
     "Dataset",
@@ -9,6 +9,7 @@ __all__ = [
     "Movie",
     "TagNote",
     "dataset_events",
+    "interleave_users",
     "item_records",
     "load_movielens",
 ]

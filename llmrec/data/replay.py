@@ -8,12 +8,12 @@ short `review` whose text is the tag.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from llmrec.data.movielens import Dataset, Interaction, TagNote
 
-__all__ = ["dataset_events", "item_records", "rating_event"]
+__all__ = ["dataset_events", "interleave_users", "item_records", "rating_event"]
 
 
 def item_records(ds: Dataset) -> Iterator[dict[str, Any]]:
@@ -56,3 +56,24 @@ def dataset_events(ds: Dataset) -> Iterator[dict[str, Any]]:
         else:
             assert isinstance(rec, TagNote)
             yield _tag_event(rec, f"{ds.name}-t{i}")
+
+
+def interleave_users(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`events` as many concurrent users send them: round-robin over the users (each user's
+    events keep their order), so consecutive events are different users' while any user has
+    company. Timestamps are re-stamped evenly over the original span, in the new order, so
+    event time still only moves forward.
+    """
+    queues: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        queues.setdefault(e["user_id"], []).append(e)
+    out: list[dict[str, Any]] = []
+    depth = 0
+    while len(out) < len(events):
+        out += [q[depth] for q in queues.values() if depth < len(q)]
+        depth += 1
+    if not out:
+        return out
+    first = min(float(e["ts"]) for e in events)
+    step = (max(float(e["ts"]) for e in events) - first) / len(out)
+    return [{**e, "ts": first + n * step} for n, e in enumerate(out)]

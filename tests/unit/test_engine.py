@@ -11,7 +11,7 @@ import pytest
 from llmrec.covisit import CoVisitation, CoVisitConfig
 from llmrec.engine import Engine, EngineConfig
 from llmrec.events import Event, parse_event
-from llmrec.exceptions import ItemIndexError
+from llmrec.index import Labels
 from llmrec.interests import InterestConfig
 from llmrec.popularity import DecayedPopularity, PopularityConfig
 from llmrec.rerank import RerankConfig
@@ -99,21 +99,21 @@ def test_item_deleted_during_recommend_is_dropped(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = _feed(engine, [_ev(0, "c-pasta")])
-    real = engine.index.vectors
+    real = engine.index.resolve
     calls = []
 
-    def racy(ids: list[str]) -> object:
-        calls.append(len(ids))
-        if len(calls) == 1:  # the item vanishes between candidate search and vector fetch
-            engine.index.delete("c-soup")
-            raise ItemIndexError("unknown item 'c-soup'")
-        return real(ids)
+    def racy(labels: Labels) -> object:
+        calls.append(len(labels))
+        # the item vanishes between candidate search and vector fetch
+        assert engine.index.labels(["c-soup"])[0] in labels
+        engine.index.delete("c-soup")
+        return real(labels)
 
-    monkeypatch.setattr(engine.index, "vectors", racy)
+    monkeypatch.setattr(engine.index, "resolve", racy)
     recs = engine.recommend(state, 20, now=1e6 + 5)
     assert recs
     assert "c-soup" not in {r.item_id for r in recs}
-    assert calls[1] == calls[0] - 1
+    assert len(calls) == 1  # one consistent read: the deleted item's label is dropped there
 
 
 def test_covisitation_drives_because_you_watched(engine: Engine) -> None:
@@ -245,3 +245,17 @@ def test_duplicate_older_than_the_event_memory_is_applied_again() -> None:
 def test_held_out_fold_is_deduplicated_too(engine: Engine) -> None:
     state = engine.observe(None, _ev(0, "c-pasta"), shared=False)
     assert engine.observe(state, _ev(0, "c-pasta"), shared=False) is state
+
+
+def test_a_batch_of_users_gets_the_lists_each_would_get_alone(engine: Engine) -> None:
+    states = [
+        _feed(engine, [_ev(0, "c-pasta"), _ev(1, "c-soup", "view")]),
+        _feed(engine, [_ev(2, "s-robot"), _ev(3, "s-warp", "dislike")]),
+        _feed(engine, [_ev(4, "s-alien"), _ev(5, "c-pie")]),
+    ]
+    requests = [(s, 1e6 + 10, ()) for s in states] + [(None, 1e6 + 10, ("c-pasta",))]
+    together = engine.recommend_batch(requests, 6)
+    alone = [engine.recommend_batch([r], 6)[0] for r in requests]
+    assert together == alone
+    assert all(together)
+    assert "c-pasta" not in {r.item_id for r in together[-1]}

@@ -12,6 +12,7 @@ import pytest
 
 from llmrec.exceptions import ItemIndexError
 from llmrec.index import IndexConfig, ItemIndex
+from llmrec.interests import id_hash
 
 
 def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
@@ -250,3 +251,43 @@ def test_id_map_inconsistent_with_graph_is_an_item_index_error(tmp_path: Path) -
     (snap / "meta.json").write_text(json.dumps(doc))
     with pytest.raises(ItemIndexError, match="damaged index snapshot"):
         ItemIndex.load(snap)
+
+
+def test_nearest_answers_many_queries_as_search_does_one_by_one() -> None:
+    rng = np.random.default_rng(4)
+    data = _unit(rng, 500, 16)
+    ids = [f"i{n}" for n in range(len(data))]
+    index = ItemIndex(16)
+    index.upsert(ids, data)
+    index.delete("i3")
+    queries = _unit(rng, 20, 16)
+    rows = index.nearest(queries, 30)
+    by_id = [index.resolve(np.asarray(row, dtype=np.int64))[1] for row in rows]
+    assert by_id == [[i for i, _ in index.search(q, 30)] for q in queries]
+    assert "i3" not in {i for row in by_id for i in row}
+    everything = index.nearest(queries[:2], 10_000)  # more than the index holds: all it holds
+    assert [len(row) for row in everything] == [len(index)] * 2
+
+
+def test_labels_hashes_and_resolve_are_one_view_of_the_items() -> None:
+    index = ItemIndex(2)
+    index.upsert(["a", "b", "c"], np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32))
+    labels = index.labels(["c", "zz", "a"])
+    assert labels[1] == -1
+    assert index.hashes(labels[[0, 2]]).tolist() == [id_hash("c"), id_hash("a")]
+    index.delete("c")
+    live, ids, vecs = index.resolve(labels[[0, 2]])
+    assert ids == ["a"]
+    assert live.tolist() == [labels[2]]
+    np.testing.assert_allclose(vecs, [[1, 0]], atol=1e-6)
+
+
+def test_hashes_survive_growth_and_snapshots(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    index = ItemIndex(8, IndexConfig(initial_capacity=4))
+    ids = [f"x{n}" for n in range(40)]
+    index.upsert(ids, _unit(rng, 40, 8))  # grows past the initial capacity
+    index.save(tmp_path / "snap")
+    loaded, _ = ItemIndex.load(tmp_path / "snap")
+    for idx in (index, loaded):
+        assert idx.hashes(idx.labels(ids)).tolist() == [id_hash(i) for i in ids]

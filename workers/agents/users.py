@@ -151,27 +151,41 @@ async def handle(
     changes but a wait of at most `event_batch_within_s`.
     """
     runs: dict[str, list[tuple[Event, EventT[bytes]]]] = {}
-    for event in batch:
-        ev = await admit(rt, event, keyed_by_user=keyed_by_user)
-        if ev is not None:
-            runs.setdefault(ev.user_id, []).append((ev, event))
-    vectors = _encode_texts(rt, [ev for run in runs.values() for ev, _ in run])
+    with metrics.stage("admit"):
+        for event in batch:
+            ev = await admit(rt, event, keyed_by_user=keyed_by_user)
+            if ev is not None:
+                runs.setdefault(ev.user_id, []).append((ev, event))
+    with metrics.stage("encode"):
+        vectors = _encode_texts(rt, [ev for run in runs.values() for ev, _ in run])
     folded: list[tuple[list[tuple[Event, EventT[bytes]]], bytes]] = []
     updates: list[StatsUpdate] = []
-    for run in runs.values():
-        events = [ev for ev, _ in run]
-        vecs = [vectors.get(id(ev)) for ev in events] if vectors is not None else None
-        try:
-            sent_at = [event.message.timestamp for _, event in run]
-            state, made = as_of(run[-1][1], fold_events, rt, events, vecs, sent_at)
-        except Exception as exc:  # a bug must not kill the agent: DLQ the run, loudly
-            log.exception("failed to apply %d events of one user", len(run))
-            await _dead_letter_run(run, exc)
-            continue
-        folded.append((run, state))
-        updates += made
-    await send_updates(rt, updates)
-    for (run, _), rec in zip(folded, _recommend_all(rt, folded), strict=True):
+    with metrics.stage("fold"):
+        for run in runs.values():
+            events = [ev for ev, _ in run]
+            vecs = [vectors.get(id(ev)) for ev in events] if vectors is not None else None
+            try:
+                sent_at = [event.message.timestamp for _, event in run]
+                state, made = as_of(run[-1][1], fold_events, rt, events, vecs, sent_at)
+            except Exception as exc:  # a bug must not kill the agent: DLQ the run, loudly
+                log.exception("failed to apply %d events of one user", len(run))
+                await _dead_letter_run(run, exc)
+                continue
+            folded.append((run, state))
+            updates += made
+    with metrics.stage("stats_send"):
+        await send_updates(rt, updates)
+    recs = _recommend_all(rt, folded)
+    with metrics.stage("publish"):
+        await _publish(folded, recs)
+
+
+async def _publish(
+    folded: Sequence[tuple[Sequence[tuple[Event, EventT[bytes]]], bytes]],
+    recs: Sequence[Recommendation | Exception],
+) -> None:
+    """Publish each user's list; a failed send costs that user's run only."""
+    for (run, _), rec in zip(folded, recs, strict=True):
         if isinstance(rec, Exception):
             await _dead_letter_run(run, rec)
             continue
@@ -254,15 +268,21 @@ def _recommend_all(
     so that a failure costs only the user it belongs to."""
     requests = [(state, run[-1][0].ts, ()) for run, state in folded]
     k = rt.settings.recommend_k
+    engine = rt.engine
     lists: list[list[RecommendedItem] | Exception]
     try:
-        lists = list(rt.engine.recommend_batch(requests, k))
+        with metrics.stage("retrieve"):
+            gathered = engine.gather(requests)
+        with metrics.stage("rank"):
+            scores = engine.score_batch(gathered)
+        with metrics.stage("rerank"):
+            lists = list(engine.lists(gathered, scores, k))
     except Exception:
         log.exception("batched recommend failed; retrying user by user")
         lists = []
         for req in requests:
             try:
-                lists.append(rt.engine.recommend_batch([req], k)[0])
+                lists.append(engine.recommend_batch([req], k)[0])
             except Exception as exc:
                 log.exception("recommend failed for one user")
                 lists.append(exc)

@@ -1,0 +1,240 @@
+"""Candidates for a batch of users, gathered together.
+
+Every user's interest-topic and session vectors go to the item index in one hnswlib call per
+result size (users with the same number of recent items to skip share one); the candidates are
+then assembled, de-duplicated and filtered as integer label arrays (seen and disliked items by
+their id hashes), and their features computed with numpy over those arrays. Item ids appear at
+the edges: the co-visitation graph and the popularity prior are keyed by id, and so are the
+candidates handed to the ranker and the explanations.
+
+The order of a user's candidates is their order of first appearance across the sources
+(popular, new, co-visited, after the last item, then index hits by topic and by session): the
+linear fusion and MMR break ties by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from llmrec.candidates import SOURCES, Candidates, RetrievalConfig
+from llmrec.covisit import CoVisitation
+from llmrec.index import ItemIndex, Labels
+from llmrec.interests import UserState
+from llmrec.types import Vectors
+
+__all__ = ["Shared", "gather"]
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """What every user of a batch gets alike: the popular items (id -> share of the top
+    one's, best first) and the newest items."""
+
+    popular: Mapping[str, float]
+    new: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What each user's assembly reads: the sources and the shared items' labels."""
+
+    index: ItemIndex
+    covisit: CoVisitation
+    shared: Shared
+    r: RetrievalConfig
+    pop_labels: Labels
+    new_labels: Labels
+
+
+@dataclass(slots=True)
+class _Found:
+    """One user's index hits (labels), by topic and by session, in rank order."""
+
+    by_topic: list[int]
+    by_session: list[int]
+
+
+def gather(
+    index: ItemIndex,
+    covisit: CoVisitation,
+    shared: Shared,
+    r: RetrievalConfig,
+    users: Sequence[tuple[UserState, Collection[str]]],
+) -> list[Candidates | None]:
+    """Each (state, excluded ids) user's candidates with their unweighted features; None for
+    a user left with none."""
+    found = _search(index, r, users)
+    batch = _Batch(
+        index,
+        covisit,
+        shared,
+        r,
+        index.labels(list(shared.popular)),
+        index.labels(list(shared.new)),
+    )
+    return [
+        _assemble(batch, st, exclude, hits)
+        for (st, exclude), hits in zip(users, found, strict=True)
+    ]
+
+
+def _search(
+    index: ItemIndex, r: RetrievalConfig, users: Sequence[tuple[UserState, Collection[str]]]
+) -> list[_Found]:
+    """Every user's topic and session queries, one `nearest` call per result size: a query
+    asks for its `k` plus the user's excluded items (dropped after), as `ItemIndex.search`."""
+    found = [_Found([], []) for _ in users]
+    groups: dict[tuple[int, int], list[tuple[int, bool, npt.NDArray[np.float32]]]] = {}
+    skip: list[set[int]] = []
+    for u, (st, exclude) in enumerate(users):
+        excluded = set(exclude) | {i for i, _ in st.recent}
+        skip.append(set(index.labels(list(excluded)).tolist()))
+        for t in st.topics:
+            groups.setdefault((r.per_topic_k, len(excluded)), []).append((u, False, t.centroid))
+        if st.short is not None and st.short_weight > 0:
+            groups.setdefault((r.short_k, len(excluded)), []).append((u, True, st.short))
+    for (k, extra), queries in groups.items():
+        if k <= 0:
+            continue
+        rows = index.nearest(np.stack([q[2] for q in queries]), k + extra)
+        for (u, session, _), row in zip(queries, rows, strict=True):
+            hits = [lb for lb in row if lb not in skip[u]][:k]
+            if session:
+                found[u].by_session = hits
+            else:
+                found[u].by_topic += hits
+    return found
+
+
+def _first_seen(labels: Labels) -> Labels:
+    """`labels` without repeats, each kept where it first appears."""
+    _, first = np.unique(labels, return_index=True)
+    return labels[np.sort(first)]
+
+
+class _Rows:
+    """Where labels sit among a user's candidates (`labels`, unique), by one sort."""
+
+    def __init__(self, labels: Labels) -> None:
+        self.labels = labels
+        self.order = np.argsort(labels, kind="stable")
+
+    def of(self, some: Labels) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+        """The row of each of `some`, and which of `some` are candidates at all."""
+        n = len(self.labels)
+        if n == 0 or len(some) == 0:
+            return np.zeros(len(some), dtype=np.intp), np.zeros(len(some), dtype=bool)
+        at = np.minimum(np.searchsorted(self.labels, some, sorter=self.order), n - 1)
+        rows = self.order[at]
+        return rows, self.labels[rows] == some
+
+    def column(
+        self, some: Labels, values: npt.NDArray[np.float64] | float
+    ) -> npt.NDArray[np.float64]:
+        """A candidates-long column: `values` at the rows of `some`, 0 elsewhere."""
+        out = np.zeros(len(self.labels))
+        rows, hit = self.of(some)
+        vals = np.broadcast_to(np.asarray(values, dtype=np.float64), some.shape)
+        out[rows[hit]] = vals[hit]
+        return out
+
+
+def _assemble(
+    b: _Batch, st: UserState, exclude: Collection[str], found: _Found
+) -> Candidates | None:
+    index, covisit, shared, r = b.index, b.covisit, b.shared, b.r
+    pop_labels, new_labels = b.pop_labels, b.new_labels
+    n_recent = len(st.recent)
+    recent = [
+        (i, w * r.recent_decay ** (n_recent - 1 - pos)) for pos, (i, w) in enumerate(st.recent)
+    ]
+    covisited = {
+        item_id: (score, src) for item_id, score, src in covisit.top(recent, r.covisit_k + n_recent)
+    }
+    # Neighbours of the last liked item alone: the "what comes next" signal, for the ranker.
+    last = [(i, 1.0) for i, w in st.recent[-1:] if w > 0]
+    after_last = {i: s for i, s, _ in covisit.top(last, r.covisit_k)} if last else {}
+    cov_labels = index.labels(list(covisited))
+    last_labels = index.labels(list(after_last))
+    topic_labels = np.asarray(found.by_topic, dtype=np.int64)
+    session_labels = np.asarray(found.by_session, dtype=np.int64)
+    listed = np.concatenate(
+        [pop_labels, new_labels, cov_labels, last_labels, topic_labels, session_labels]
+    )
+    labels = _first_seen(listed[listed >= 0])
+    if exclude:
+        labels = labels[~np.isin(labels, index.labels(list(exclude)))]
+    banned = np.fromiter((*st.seen, *st.disliked), np.int64, len(st.seen) + len(st.disliked))
+    labels = labels[~np.isin(index.hashes(labels), banned)]
+    labels, ids, vecs = index.resolve(labels)
+    if not ids:
+        return None
+    at = _Rows(labels)
+    pop = at.column(pop_labels, np.fromiter(shared.popular.values(), np.float64, len(pop_labels)))
+    is_new = at.column(new_labels, 1.0)
+    cov_scores = np.fromiter((s for s, _ in covisited.values()), np.float64, len(cov_labels))
+    cov = at.column(cov_labels, cov_scores)
+    sources = [""] * len(ids)
+    rows, hit = at.of(cov_labels)
+    for row, ok, (_, src) in zip(rows.tolist(), hit.tolist(), covisited.values(), strict=True):
+        if ok:
+            sources[row] = src
+    last_col = np.zeros(len(ids))
+    if after_last:
+        scores = np.fromiter(after_last.values(), np.float64, len(last_labels))
+        last_col = at.column(last_labels, scores / scores.max())
+    proposed = np.zeros((len(ids), len(SOURCES)), dtype=np.float32)
+    for j, some in enumerate((topic_labels, session_labels, cov_labels, pop_labels)):
+        proposed[:, j] = at.column(some, 1.0)
+    proposed[:, SOURCES.index("new")] = is_new
+    return _features(
+        st, ids, vecs, pop=pop, is_new=is_new, cov=cov, sources=sources, last=last_col,
+        proposed=proposed,
+    )  # fmt: skip
+
+
+def _features(
+    st: UserState,
+    ids: list[str],
+    vecs: Vectors,
+    *,
+    pop: npt.NDArray[np.float64],
+    is_new: npt.NDArray[np.float64],
+    cov: npt.NDArray[np.float64],
+    sources: list[str],
+    last: npt.NDArray[np.float64],
+    proposed: npt.NDArray[np.float32],
+) -> Candidates:
+    n = len(ids)
+    content = np.zeros(n)
+    best_topic = np.full(n, -1)
+    sims = np.zeros((n, 0), dtype=np.float32)
+    if st.topics:
+        shares = np.asarray(st.topic_shares())
+        sims = vecs @ np.stack([t.centroid for t in st.topics]).T
+        gated = sims * (0.5 + 0.5 * shares / max(shares.max(), 1e-9))
+        best_topic = np.argmax(gated, axis=1)
+        content = gated[np.arange(n), best_topic]
+    zeros = np.zeros(n)
+    short = vecs @ st.short if st.short is not None else zeros
+    negative = np.clip(vecs @ st.negative, 0.0, None) if st.negative is not None else zeros
+    return Candidates(
+        ids=ids,
+        vecs=vecs,
+        content=content,
+        best_topic=best_topic,
+        short=np.asarray(short, dtype=np.float64),
+        negative=np.asarray(negative, dtype=np.float64),
+        covisit=cov / cov.max() if cov.max() > 0 else cov,
+        popular=pop,
+        new=is_new,
+        session=min(1.0, st.short_weight),
+        sources=sources,
+        proposed=proposed,
+        covisit_last=last,
+        topic_sims=sims,
+    )
