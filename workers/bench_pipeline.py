@@ -344,7 +344,9 @@ async def _catalogue_run(
             offset += n
             records, before = watcher.records, _Probe(worker)
             sent = await _send_events(prod, names["events"], run, rate)
-            await watcher.wait_count(set(sent), max(60.0, 3 * duration))
+            # past saturation the backlog drains at the measured throughput: wait for it all
+            drain = n / max(result["throughput"]["events_per_s"], 1.0)
+            await watcher.wait_count(set(sent), max(60.0, 3 * duration, 1.5 * drain + 30))
             lats = [watcher.arrived[i] - t for i, t in sent.items() if i in watcher.arrived]
             after = _Probe(worker)
             figures: dict[str, Any] = {
