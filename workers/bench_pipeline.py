@@ -185,14 +185,33 @@ async def _framework_ceiling(
 
 
 async def _quiet(worker: WorkerProcess, updates_topic: str, timeout: float = 300.0) -> float:
-    """Seconds until the worker has no statistics update or record left to apply."""
+    """Seconds until the worker has no statistics work left: no lag on `item-updates` or on its
+    replica, and its folded updates and applied records unchanged for 2 s (records already
+    fetched into Faust's stream buffers show no consumer lag)."""
     started = time.monotonic()
+    last: tuple[float, float] | None = None
+    still = 0.0
     while time.monotonic() - started < timeout:
         doc = worker.get("/health")[1] or {}
-        if doc.get("stats_lag") == 0 and not doc.get("consumer_lag", {}).get(updates_topic):
+        _, body = worker.get("/metrics")
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        now = (_metric(text, "llmrec_item_stats_updates_total"),
+               _metric(text, "llmrec_item_stats_records_total"))  # fmt: skip
+        idle = doc.get("stats_lag") == 0 and not doc.get("consumer_lag", {}).get(updates_topic)
+        still = still + 0.5 if idle and now == last else 0.0
+        if still >= 2.0:
             break
+        last = now
         await asyncio.sleep(0.5)
     return time.monotonic() - started
+
+
+def _metric(metrics_text: str, name: str) -> float:
+    """The value of an unlabelled metric (0 when absent)."""
+    for line in metrics_text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[-1])
+    return 0.0
 
 
 def _histogram(metrics_text: str, name: str) -> tuple[dict[float, float], float, float]:
