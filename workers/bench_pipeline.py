@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
@@ -309,10 +310,12 @@ def _pcts(values: list[float]) -> dict[str, float]:
 
 def _traffic(ds: Dataset, known: set[str], order: str, n: int) -> list[dict[str, Any]]:
     """`n` events on the catalogue's items in `order`; the stream repeats (new event ids) if
-    the dataset has fewer."""
+    the dataset has fewer. Interleaved, each user sends at most the median user's count of
+    events, so that every part of the stream has about as many users."""
     events = [e for e in dataset_events(ds) if e["item_id"] in known]
     if order == "interleaved":
-        events = interleave_users(events)
+        per_user = Counter(e["user_id"] for e in events)
+        events = interleave_users(events, max_per_user=int(np.median(list(per_user.values()))))
     out: list[dict[str, Any]] = []
     lap = 0
     while len(out) < n:

@@ -58,18 +58,25 @@ def dataset_events(ds: Dataset) -> Iterator[dict[str, Any]]:
             yield _tag_event(rec, f"{ds.name}-t{i}")
 
 
-def interleave_users(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def interleave_users(
+    events: Sequence[dict[str, Any]], max_per_user: int | None = None
+) -> list[dict[str, Any]]:
     """`events` as many concurrent users send them: round-robin over the users (each user's
-    events keep their order), so consecutive events are different users' while any user has
-    company. Timestamps are re-stamped evenly over the original span, in the new order, so
-    event time still only moves forward.
+    events keep their order), so consecutive events are different users'. With
+    `max_per_user`, each user's first that many events only: past the typical user's count,
+    round-robin would leave a few heavy users sending most of the stream. Timestamps are
+    re-stamped evenly over the original span, in the new order, so event time only moves
+    forward.
     """
     queues: dict[str, list[dict[str, Any]]] = {}
     for e in events:
         queues.setdefault(e["user_id"], []).append(e)
+    if max_per_user is not None:
+        queues = {u: q[:max_per_user] for u, q in queues.items()}
+    total = sum(len(q) for q in queues.values())
     out: list[dict[str, Any]] = []
     depth = 0
-    while len(out) < len(events):
+    while len(out) < total:
         out += [q[depth] for q in queues.values() if depth < len(q)]
         depth += 1
     if not out:

@@ -17,3 +17,9 @@ def test_users_take_turns_and_keep_their_own_order() -> None:
     assert ts[0] == 0.0
     assert ts[-1] < 5.0  # re-stamped evenly over the original span
     assert interleave_users([]) == []
+
+
+def test_a_cap_per_user_keeps_each_users_first_events() -> None:
+    events = [{"event_id": f"{u}{k}", "user_id": u, "ts": float(k)} for u in "ab" for k in range(4)]
+    out = interleave_users(events, max_per_user=2)
+    assert [e["event_id"] for e in out] == ["a0", "b0", "a1", "b1"]
