@@ -202,8 +202,12 @@ class ItemIndex:
                     fresh += 1
                 labels.append(label)
             self._ensure_capacity(fresh)
-            # replace_deleted lets new items reuse slots of deleted ones, bounding growth.
-            self._graph.add_items(data, np.asarray(labels, dtype=np.int64), replace_deleted=True)
+            # replace_deleted lets new items reuse slots of deleted ones, bounding growth. One
+            # thread: a graph built by several depends on their timing, so the same items in
+            # the same order would give another graph (and other neighbours) on every run.
+            self._graph.add_items(
+                data, np.asarray(labels, dtype=np.int64), num_threads=1, replace_deleted=True
+            )
             self._store(labels, data)
             for item_id, label in zip(item_ids, labels, strict=True):
                 self._label_of[item_id] = label

@@ -291,3 +291,16 @@ def test_hashes_survive_growth_and_snapshots(tmp_path: Path) -> None:
     loaded, _ = ItemIndex.load(tmp_path / "snap")
     for idx in (index, loaded):
         assert idx.hashes(idx.labels(ids)).tolist() == [id_hash(i) for i in ids]
+
+
+def test_the_same_items_build_the_same_graph() -> None:
+    rng = np.random.default_rng(6)
+    data = _unit(rng, 3000, 64)
+    ids = [f"i{n}" for n in range(len(data))]
+    queries = _unit(rng, 200, 64)
+    answers = []  # reproducible evaluations need reproducible neighbours
+    for _ in range(3):
+        index = ItemIndex(64)
+        index.upsert(ids, data)
+        answers.append(index.nearest(queries, 100))
+    assert answers[0] == answers[1] == answers[2]
