@@ -133,12 +133,14 @@ class _Rows:
         return rows, self.labels[rows] == some
 
     def column(
-        self, some: Labels, values: npt.NDArray[np.float64] | float
+        self,
+        placed: tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]],
+        values: npt.NDArray[np.float64] | float,
     ) -> npt.NDArray[np.float64]:
-        """A candidates-long column: `values` at the rows of `some`, 0 elsewhere."""
+        """A candidates-long column: `values` at the rows `of` found, 0 elsewhere."""
+        rows, hit = placed
         out = np.zeros(len(self.labels))
-        rows, hit = self.of(some)
-        vals = np.broadcast_to(np.asarray(values, dtype=np.float64), some.shape)
+        vals = np.broadcast_to(np.asarray(values, dtype=np.float64), hit.shape)
         out[rows[hit]] = vals[hit]
         return out
 
@@ -174,22 +176,22 @@ def _assemble(
     if not ids:
         return None
     at = _Rows(labels)
-    pop = at.column(pop_labels, np.fromiter(shared.popular.values(), np.float64, len(pop_labels)))
-    is_new = at.column(new_labels, 1.0)
+    on_pop, on_new, on_cov = at.of(pop_labels), at.of(new_labels), at.of(cov_labels)
+    pop = at.column(on_pop, np.fromiter(shared.popular.values(), np.float64, len(pop_labels)))
+    is_new = at.column(on_new, 1.0)
     cov_scores = np.fromiter((s for s, _ in covisited.values()), np.float64, len(cov_labels))
-    cov = at.column(cov_labels, cov_scores)
+    cov = at.column(on_cov, cov_scores)
     sources = [""] * len(ids)
-    rows, hit = at.of(cov_labels)
-    for row, ok, (_, src) in zip(rows.tolist(), hit.tolist(), covisited.values(), strict=True):
+    for row, ok, (_, src) in zip(*(x.tolist() for x in on_cov), covisited.values(), strict=True):
         if ok:
             sources[row] = src
     last_col = np.zeros(len(ids))
     if after_last:
         scores = np.fromiter(after_last.values(), np.float64, len(last_labels))
-        last_col = at.column(last_labels, scores / scores.max())
+        last_col = at.column(at.of(last_labels), scores / scores.max())
     proposed = np.zeros((len(ids), len(SOURCES)), dtype=np.float32)
-    for j, some in enumerate((topic_labels, session_labels, cov_labels, pop_labels)):
-        proposed[:, j] = at.column(some, 1.0)
+    for j, placed in enumerate((at.of(topic_labels), at.of(session_labels), on_cov, on_pop)):
+        proposed[:, j] = at.column(placed, 1.0)
     proposed[:, SOURCES.index("new")] = is_new
     return _features(
         st, ids, vecs, pop=pop, is_new=is_new, cov=cov, sources=sources, last=last_col,

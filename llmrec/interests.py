@@ -239,12 +239,6 @@ class UserState:
     def has_seen(self, item_id: str) -> bool:
         return id_hash(item_id) in self.seen
 
-    def seen_hashes(self) -> set[int]:
-        return set(self.seen)
-
-    def disliked_hashes(self) -> set[int]:
-        return set(self.disliked)
-
     def topic_shares(self) -> list[float]:
         """Each topic's share of the total topic weight (sums to 1, empty when no topics)."""
         total = sum(max(t.weight, 0.0) for t in self.topics)

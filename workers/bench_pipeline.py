@@ -195,8 +195,7 @@ async def _quiet(worker: WorkerProcess, updates_topic: str, timeout: float = 300
     still = 0.0
     while time.monotonic() - started < timeout:
         doc = worker.get("/health")[1] or {}
-        _, body = worker.get("/metrics")
-        text = body.decode() if isinstance(body, bytes) else str(body)
+        text = _metrics_text(worker)
         now = (_metric(text, "llmrec_item_stats_updates_total"),
                _metric(text, "llmrec_item_stats_records_total"))  # fmt: skip
         idle = doc.get("stats_lag") == 0 and not doc.get("consumer_lag", {}).get(updates_topic)
@@ -206,6 +205,12 @@ async def _quiet(worker: WorkerProcess, updates_topic: str, timeout: float = 300
         last = now
         await asyncio.sleep(0.5)
     return time.monotonic() - started
+
+
+def _metrics_text(worker: WorkerProcess) -> str:
+    """The worker's /metrics page."""
+    _, body = worker.get("/metrics")
+    return body.decode() if isinstance(body, bytes) else str(body)
 
 
 def _metric(metrics_text: str, name: str) -> float:
@@ -266,8 +271,7 @@ class _Probe:
     """The worker's metrics and CPU time at one moment, to difference over a run."""
 
     def __init__(self, worker: WorkerProcess) -> None:
-        _, body = worker.get("/metrics")
-        self.text = body.decode() if isinstance(body, bytes) else str(body)
+        self.text = _metrics_text(worker)
         assert worker.proc is not None, "the worker is running"
         self.cpu = _cpu_seconds(worker.proc.pid)
 
