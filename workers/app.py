@@ -7,10 +7,13 @@ and are imported by `workers.agents` (autodiscovery is off: imports are explicit
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from workers import offsets
+from workers import kafka_conn, offsets
 from workers.settings import Settings, get_settings
 
 __all__ = ["app", "make_app", "rocksdb_available"]
@@ -38,16 +41,19 @@ def make_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
+        broker_credentials=kafka_conn.faust_credentials(settings),
         store=store,
         datadir=str(settings.state_dir / "faust"),
         autodiscover=False,
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        # The worker settles both from the cluster's size before the app is built
+        # (`topic_admin.settle_durability`); 1 only where no worker runs (tests, tools).
+        topic_replication_factor=settings.replication_factor or 1,
         topic_allow_declare=True,
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
-        producer_acks=1,
+        producer_acks=-1,  # every in-sync replica; idempotent too (`_durable_producers`)
         producer_linger=0.005,  # batches produce requests; small next to the 100 ms budget
         stream_buffer_maxsize=4096,
         broker_commit_every=1000,
@@ -74,5 +80,20 @@ def make_app(settings: Settings) -> faust.App:
     )
 
 
+def _durable_producers() -> None:
+    """Faust asks aiokafka for an idempotent producer only inside transactions; every producer
+    of ours is one, so a send retried after a lost acknowledgement is not written twice."""
+    extra = faust_aiokafka.Producer._settings_extra
+    if getattr(extra, "llmrec_durable", False):
+        return
+
+    def settings_extra(self: faust_aiokafka.Producer) -> Mapping[str, Any]:
+        return {**kafka_conn.DURABLE, **extra(self)}
+
+    settings_extra.llmrec_durable = True  # type: ignore[attr-defined]
+    faust_aiokafka.Producer._settings_extra = settings_extra  # type: ignore[method-assign]
+
+
+_durable_producers()
 offsets.install(get_settings())  # skipped offsets on plain topics are fetched again
 app = make_app(get_settings())

@@ -42,6 +42,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 
 from llmrec.data import Dataset, dataset_events, interleave_users, item_records, load_movielens
+from workers.kafka_conn import client_kwargs
 from workers.kafka_local import free_port
 from workers.settings import REPO_ROOT, Settings, get_settings
 from workers.topic_admin import assign_all, ensure_topics, read_to_end, topic_names
@@ -290,7 +291,7 @@ async def _stats_bytes(settings: Settings, snapshot: Path) -> dict[str, float]:
     """Bytes per item of the statistics: each item's latest `item-stats` record, and the
     worker's snapshot of all of them (`stats.bin`, written when it stopped)."""
     latest: dict[bytes, int] = {}
-    async for r in read_to_end(settings.bootstrap, topic_names(settings)["item_stats"]):
+    async for r in read_to_end(client_kwargs(settings), topic_names(settings)["item_stats"]):
         latest[r.key] = len(r.value or b"")
     sizes = np.array(list(latest.values()) or [0])
     snap = snapshot.stat().st_size if snapshot.exists() else 0

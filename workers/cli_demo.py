@@ -24,6 +24,7 @@ from rich.console import Console
 
 from llmrec.data import dataset_events, item_records, load_movielens
 from workers.cli_pipeline import format_recommendation, replay
+from workers.kafka_conn import client_kwargs
 from workers.settings import Settings, get_settings
 from workers.topic_admin import assign_all, topic_names
 from workers.worker_proc import WorkerProcess
@@ -40,7 +41,7 @@ async def _show(
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Replay events while printing each new list of the watched users; the last per user."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap, group_id=None, auto_offset_reset="latest"
+        **client_kwargs(settings), group_id=None, auto_offset_reset="latest"
     )
     await consumer.start()
     latest: dict[str, dict[str, Any]] = {}

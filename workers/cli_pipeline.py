@@ -24,6 +24,7 @@ from llmrec.data import dataset_events, item_records, load_movielens
 from llmrec.data.contract import load_contract
 from llmrec.exceptions import BrokerError, DatasetError
 from workers.cli_data import print_errors
+from workers.kafka_conn import DURABLE, client_kwargs
 from workers.settings import Settings, get_settings
 from workers.topic_admin import assign_all, ensure_topics, read_to_end, topic_names
 
@@ -77,7 +78,7 @@ async def replay(
     names = topic_names(settings)
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, linger_ms=5, acks=1, max_batch_size=256 * 1024
+        **client_kwargs(settings), linger_ms=5, max_batch_size=256 * 1024, **DURABLE
     )
     await producer.start()
     n_items = n_events = 0
@@ -182,7 +183,7 @@ async def _send_one(settings: Settings, role: str, text: str) -> None:
     except orjson.JSONDecodeError:
         key = None  # sent as is: the worker will dead-letter it
     await ensure_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks=1)
+    producer = AIOKafkaProducer(**client_kwargs(settings), **DURABLE)
     await producer.start()
     try:
         await producer.send_and_wait(names[role], text.encode(), key=key)
@@ -193,7 +194,7 @@ async def _send_one(settings: Settings, role: str, text: str) -> None:
 async def load_titles(settings: Settings, timeout_s: float = 5.0) -> dict[str, str]:
     """Titles of the catalogue, read from the compacted `items` topic."""
     titles: dict[str, str] = {}
-    async for r in read_to_end(settings.bootstrap, topic_names(settings)["items"], timeout_s):
+    async for r in read_to_end(client_kwargs(settings), topic_names(settings)["items"], timeout_s):
         if r.value is None or r.key is None:
             continue
         try:
@@ -218,7 +219,7 @@ async def _tail(
 ) -> int:
     titles = await load_titles(settings)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
+        **client_kwargs(settings),
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
     )

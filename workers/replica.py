@@ -16,7 +16,7 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,13 +93,13 @@ class TopicReplica:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        kafka: Mapping[str, Any],
         topic: str,
         snapshot_every_s: float,
         offsets: dict[int, int] | None = None,
     ) -> None:
         self.topic = topic
-        self._bootstrap = bootstrap
+        self._kafka = dict(kafka)  # aiokafka client arguments (workers.kafka_conn)
         self._snapshot_every_s = snapshot_every_s
         self._next: dict[int, int] = dict(offsets or {})
         self._end: dict[int, int] = {}
@@ -179,7 +179,7 @@ class TopicReplica:
     async def _consume(self) -> None:
         """One consumer's life: assign every partition, seek to `_next`, apply records."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -229,7 +229,7 @@ class IndexReplica(TopicReplica):
     def __init__(
         self,
         *,
-        bootstrap: str,
+        kafka: Mapping[str, Any],
         topic: str,
         index: ItemIndex,
         snapshot_dir: Path,
@@ -239,7 +239,7 @@ class IndexReplica(TopicReplica):
         titles: dict[str, str] | None = None,
     ) -> None:
         super().__init__(
-            bootstrap=bootstrap, topic=topic, snapshot_every_s=snapshot_every_s, offsets=offsets
+            kafka=kafka, topic=topic, snapshot_every_s=snapshot_every_s, offsets=offsets
         )
         self.index = index
         self.titles: dict[str, str] = dict(titles or {})

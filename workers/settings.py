@@ -8,8 +8,9 @@ from __future__ import annotations
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["REPO_ROOT", "Settings", "get_settings"]
@@ -30,6 +31,28 @@ class Settings(BaseSettings):
     kafka_lib: Path = REPO_ROOT / "deploy" / "kafka" / "lib"
     kafka_heap: str = "512m"
     bootstrap_servers: str | None = None
+
+    # How every client (the Faust app, the admin client, the replicas, the CLI) reaches the
+    # cluster: `workers/kafka_conn.py` turns these into aiokafka and Faust arguments.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    # TLS: the CA that signed the brokers' certificates (default: the system's trust store), and
+    # a client certificate and key for brokers that ask for one (mutual TLS).
+    kafka_ca_file: Path | None = None
+    kafka_cert_file: Path | None = None
+    kafka_key_file: Path | None = None
+    kafka_key_password: SecretStr | None = None
+
+    # Durability of the topics llmrec creates. None: as many replicas as the cluster has
+    # brokers, at most 3, and min.insync.replicas one less (at least 1), so a single-node
+    # development broker and a production cluster both work unset. Producers wait for every
+    # in-sync replica (acks=all) and are idempotent, so a retried send is not written twice.
+    replication_factor: int | None = Field(default=None, ge=1, le=32)
+    min_insync_replicas: int | None = Field(default=None, ge=1, le=32)
+    # Dead letters hold the refused record whole (review text included): kept 7 days.
+    dlq_retention_ms: int = Field(default=7 * 86_400_000, ge=60_000)
 
     # Data, model artifacts, state.
     data_dir: Path = REPO_ROOT.parent / "shared" / "data"
@@ -93,6 +116,29 @@ class Settings(BaseSettings):
         if not v[:-1].isdigit() or v[-1].lower() not in "kmg":
             raise ValueError("kafka_heap must look like 512m or 2g")
         return v
+
+    @model_validator(mode="after")
+    def _kafka_auth_is_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_username and self.kafka_password
+        ):
+            raise ValueError(
+                f"LLMREC_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "LLMREC_KAFKA_USERNAME and LLMREC_KAFKA_PASSWORD"
+            )
+        if (self.kafka_cert_file is None) != (self.kafka_key_file is None):
+            raise ValueError("LLMREC_KAFKA_CERT_FILE and LLMREC_KAFKA_KEY_FILE go together")
+        if (
+            self.replication_factor is not None
+            and self.min_insync_replicas is not None
+            and self.min_insync_replicas > self.replication_factor
+        ):
+            raise ValueError("LLMREC_MIN_INSYNC_REPLICAS cannot exceed LLMREC_REPLICATION_FACTOR")
+        return self
+
+    @property
+    def kafka_tls(self) -> bool:
+        return self.kafka_security_protocol in ("SSL", "SASL_SSL")
 
     @property
     def ranker_root(self) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from llmrec.shared_stats import ItemStatsRecord
@@ -30,14 +30,14 @@ class StatsReplica(TopicReplica):
     def __init__(
         self,
         *,
-        bootstrap: str,
+        kafka: Mapping[str, Any],
         topic: str,
         apply: Callable[[str, ItemStatsRecord], None],
         snapshot_every_s: float,
         offsets: dict[int, int] | None = None,
     ) -> None:
         super().__init__(
-            bootstrap=bootstrap, topic=topic, snapshot_every_s=snapshot_every_s, offsets=offsets
+            kafka=kafka, topic=topic, snapshot_every_s=snapshot_every_s, offsets=offsets
         )
         self._apply_record = apply
 

@@ -19,6 +19,14 @@ from workers.settings import get_settings
 
 __all__ = ["item_stats", "user_state"]
 
+_settings = get_settings()
+# The changelog Faust creates for user state is as durable as the topics llmrec creates.
+_durable = (
+    {"min.insync.replicas": str(_settings.min_insync_replicas)}
+    if _settings.min_insync_replicas
+    else {}
+)
+
 user_state = app.Table(
     "user-state",
     default=None,
@@ -26,6 +34,7 @@ user_state = app.Table(
     value_type=bytes,
     partitions=get_settings().partitions,
     help="Per-user interest state (llmrec.interests.UserState bytes).",
+    extra_topic_configs=_durable,
 )
 
 item_stats = app.Table(

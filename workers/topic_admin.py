@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from llmrec.exceptions import BrokerError
+from workers import kafka_conn
 from workers.settings import Settings
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "COPARTITIONED_ITEMS",
     "assign_all",
     "ensure_topics",
+    "settle_durability",
+    "topic_configs",
     "topic_names",
 ]
 
@@ -55,26 +59,27 @@ def topic_names(settings: Settings) -> dict[str, str]:
 
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create the missing pipeline topics; returns the names it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    """Create the missing pipeline topics; returns the names it created.
+
+    Unset durability settings are settled here from the cluster's size (`settle_durability`),
+    on `settings` itself, so the Faust app built from them after creates its own topics alike.
+    A cluster that does not answer, or refuses the credentials, raises one clear BrokerError.
+    """
+    await kafka_conn.probe(settings, timeout_s)
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        try:
-            await admin.start()
-            break
-        except Exception as exc:
-            if asyncio.get_running_loop().time() > deadline:
-                raise ConnectionError(f"broker {settings.bootstrap} unreachable: {exc}") from exc
-            await asyncio.sleep(0.5)
+    admin = kafka_conn.admin_client(settings)
+    await admin.start()
     try:
+        cluster = await admin.describe_cluster()
+        settle_durability(settings, brokers=len(cluster["brokers"]))
         existing = set(await admin.list_topics())
         await _check_copartitioned(admin, settings, existing)
         wanted = [
             NewTopic(
                 name,
                 num_partitions=settings.partitions,
-                replication_factor=1,
-                topic_configs={"cleanup.policy": "compact"} if role in COMPACTED else {},
+                replication_factor=settings.replication_factor or 1,
+                topic_configs=topic_configs(settings, role),
             )
             for role, name in topic_names(settings).items()
             if name not in existing
@@ -87,6 +92,30 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+def settle_durability(settings: Settings, brokers: int) -> None:
+    """Fill unset `replication_factor` (as many brokers as there are, at most 3) and
+    `min_insync_replicas` (one less, at least 1); refuse more replicas than brokers."""
+    rf = settings.replication_factor or min(3, brokers)
+    if rf > brokers:
+        raise BrokerError(
+            f"LLMREC_REPLICATION_FACTOR is {rf} but the cluster has {brokers} broker(s)"
+        )
+    settings.replication_factor = rf
+    settings.min_insync_replicas = settings.min_insync_replicas or max(1, rf - 1)
+
+
+def topic_configs(settings: Settings, role: str) -> dict[str, str]:
+    """The configs a pipeline topic is created with: compaction, min ISR, DLQ retention."""
+    configs: dict[str, str] = {}
+    if role in COMPACTED:
+        configs["cleanup.policy"] = "compact"
+    if role.endswith("_dlq"):
+        configs["retention.ms"] = str(settings.dlq_retention_ms)
+    if settings.min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(settings.min_insync_replicas)
+    return configs
 
 
 async def _check_copartitioned(
@@ -151,13 +180,11 @@ async def assign_all(
 
 
 async def read_to_end(
-    bootstrap: str, topic: str, timeout_s: float | None = None
+    kafka: Mapping[str, Any], topic: str, timeout_s: float | None = None
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
     """Every record of `topic`, from the beginning up to the end it had when called (a
     group-less consumer of all partitions); stops early after `timeout_s` if given."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(**kafka, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
         tps = await assign_all(consumer, topic)

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from llmrec.interests import UserState
 from tests.e2e.conftest import Pipeline
 from tests.e2e.helpers import HASHING, chaos_catalogue, collect, metric, wait_indexed
+from workers.kafka_conn import client_kwargs
 from workers.kafka_local import free_port
 from workers.topic_admin import read_to_end
 from workers.worker_proc import WorkerProcess
@@ -66,7 +67,7 @@ def _user_states(p: Pipeline, app_id: str) -> dict[str, UserState]:
 
     async def go() -> dict[str, bytes]:
         latest: dict[str, bytes] = {}
-        async for r in read_to_end(p.settings.bootstrap, f"{app_id}-user-state-changelog"):
+        async for r in read_to_end(client_kwargs(p.settings), f"{app_id}-user-state-changelog"):
             if r.value is not None:
                 latest[r.key.decode()] = r.value
         return latest
@@ -83,7 +84,7 @@ def _where_lost(p: Pipeline, lost: set[str], killed_at: float) -> str:
         where: dict[int, list[int]] = {}
         end: dict[int, int] = {}
         sent_at: list[float] = []
-        async for r in read_to_end(p.settings.bootstrap, p.topics["events"]):
+        async for r in read_to_end(client_kwargs(p.settings), p.topics["events"]):
             end[r.partition] = r.offset + 1
             if orjson.loads(r.value)["event_id"] in lost:
                 where.setdefault(r.partition, []).append(r.offset)

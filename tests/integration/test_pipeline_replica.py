@@ -69,7 +69,8 @@ async def test_replica_applies_upserts_deletes_and_resumes(
 
     snap = tmp_path / "index"
     replica = IndexReplica(
-        bootstrap=kafka_bootstrap, topic=topic, index=ItemIndex(DIM, None), snapshot_dir=snap,
+        kafka={"bootstrap_servers": kafka_bootstrap}, topic=topic,
+        index=ItemIndex(DIM, None), snapshot_dir=snap,
         snapshot_every_s=60, on_change=on_change,
     )  # fmt: skip
     await _replica_run(replica, 19)
@@ -94,7 +95,7 @@ async def test_replica_applies_upserts_deletes_and_resumes(
         seen.append(len(added))
 
     again = IndexReplica(
-        bootstrap=kafka_bootstrap, topic=topic, index=index, snapshot_dir=snap,
+        kafka={"bootstrap_servers": kafka_bootstrap}, topic=topic, index=index, snapshot_dir=snap,
         snapshot_every_s=60, on_change=count, offsets=offsets, titles=titles,
     )  # fmt: skip
     await _replica_run(again, 20)

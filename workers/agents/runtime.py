@@ -25,7 +25,7 @@ from llmrec.index import ItemIndex
 from llmrec.ranker.store import RankerWatcher
 from llmrec.stats_snapshot import StatsPart, check
 from llmrec.types import TextEncoder
-from workers import gcwatch, metrics, topics
+from workers import gcwatch, kafka_conn, metrics, topics
 from workers.app import app
 from workers.replica import IndexReplica, VectorRecord
 from workers.settings import Settings, get_settings
@@ -116,7 +116,7 @@ class Runtime(mode.Service):
         self.add_future(self._watch_ranker())
         self.add_future(self._save_stats_every())
         self.replica = IndexReplica(
-            bootstrap=s.bootstrap,
+            kafka=kafka_conn.client_kwargs(s),
             topic=topics.item_vectors.get_topic_name(),
             index=index,
             snapshot_dir=snap_dir,
@@ -126,7 +126,7 @@ class Runtime(mode.Service):
             titles=titles,
         )
         self.stats_replica = StatsReplica(
-            bootstrap=s.bootstrap,
+            kafka=kafka_conn.client_kwargs(s),
             topic=topics.item_stats.get_topic_name(),
             apply=self.engine.apply_record,
             snapshot_every_s=s.snapshot_every_s,
