@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import typer
+from rich.console import Console
 
+from llmrec.exceptions import BrokerError
 from onnx_export.cli import bench_encoder, export_model
 from onnx_export.cli_tune import tune_encoder_command
 from workers import (
@@ -58,4 +61,8 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except BrokerError as exc:  # unreachable or refusing cluster: one line, no traceback
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)

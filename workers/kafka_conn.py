@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Iterator
 from typing import Any
@@ -49,12 +50,13 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
             raise BrokerError(f"LLMREC_{name.upper()}={path} is not a readable file")
     password = settings.kafka_key_password
     try:
-        context: ssl.SSLContext = create_ssl_context(
-            cafile=settings.kafka_ca_file,
-            certfile=settings.kafka_cert_file,
-            keyfile=settings.kafka_key_file,
-            password=password.get_secret_value() if password else None,
-        )
+        with quiet_kafka_logs():  # "Loading SSL CA from …" at INFO, once per client
+            context: ssl.SSLContext = create_ssl_context(
+                cafile=settings.kafka_ca_file,
+                certfile=settings.kafka_cert_file,
+                keyfile=settings.kafka_key_file,
+                password=password.get_secret_value() if password else None,
+            )
     except (ssl.SSLError, OSError) as exc:
         raise BrokerError(f"cannot load the Kafka TLS files: {exc}") from exc
     return context
@@ -112,7 +114,13 @@ class _Silenced(logging.Filter):
         return False
 
 
-_AIOKAFKA_LOGGERS = ("aiokafka", "aiokafka.client", "aiokafka.conn", "aiokafka.admin.client")
+_AIOKAFKA_LOGGERS = (
+    "aiokafka",
+    "aiokafka.client",
+    "aiokafka.conn",
+    "aiokafka.admin.client",
+    "aiokafka.helpers",
+)
 
 
 @contextlib.contextmanager
@@ -181,9 +189,24 @@ def _refusal(exc: BaseException) -> str | None:
 
 
 def _unreachable(settings: Settings, where: str) -> str:
+    if _listening(settings.bootstrap):
+        return (
+            f"something listens at {settings.bootstrap} but does not answer as Kafka over "
+            f"{settings.kafka_security_protocol}; check LLMREC_KAFKA_SECURITY_PROTOCOL"
+        )
     msg = f"no Kafka broker answers at {where}"
     if settings.bootstrap_servers is None:
         msg += "; start the local one with `llmrec kafka up` (or `make kafka-up`)"
     else:
         msg += "; check LLMREC_BOOTSTRAP_SERVERS and that the cluster is up"
     return msg
+
+
+def _listening(bootstrap: str) -> bool:
+    """Whether any bootstrap address accepts a TCP connection."""
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        with contextlib.suppress(OSError, ValueError):
+            socket.create_connection((host.strip("[]"), int(port)), timeout=2.0).close()
+            return True
+    return False

@@ -26,13 +26,28 @@ from pathlib import Path
 from llmrec.exceptions import BrokerError
 from workers.settings import REPO_ROOT, Settings
 
-__all__ = ["BrokerConfig", "BrokerStatus", "LocalBroker", "free_port"]
+__all__ = ["BrokerConfig", "BrokerStatus", "LocalBroker", "SecureListener", "free_port"]
 
 log = logging.getLogger(__name__)
 
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J = REPO_ROOT / "deploy" / "kafka" / "log4j.properties"
 KAFKA_JAR_GLOB = "kafka_2.13-*.jar"
+
+
+@dataclass(frozen=True, slots=True)
+class SecureListener:
+    """A SASL_SSL listener beside the plaintext one: TLS with `keystore` (PKCS12: the broker's
+    key and certificate chain), SCRAM-SHA-256/512 and PLAIN for `users` (name, password).
+
+    The plaintext listener stays for the broker's own use and for `kafka_answers`; a secured
+    cluster in production has no such listener, which is why clients are tested on this one.
+    """
+
+    port: int
+    keystore: Path
+    keystore_password: str
+    users: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +58,7 @@ class BrokerConfig:
     port: int = 9092
     controller_port: int = 9093
     heap: str = "512m"
+    secure: SecureListener | None = None
 
     @classmethod
     def from_settings(cls, s: Settings) -> BrokerConfig:
@@ -175,7 +191,8 @@ class LocalBroker:
         _require_tool(
             "java", "Java 17+ is needed to run the broker (apt-get install openjdk-17-jre)"
         )
-        for port in (self.config.port, self.config.controller_port):
+        secure_port = [self.config.secure.port] if self.config.secure else []
+        for port in (self.config.port, self.config.controller_port, *secure_port):
             if _port_taken(self.config.host, port):
                 raise BrokerError(
                     f"port {port} on {self.config.host} is taken by another process; stop it or "
@@ -244,6 +261,7 @@ class LocalBroker:
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            **(_secure_properties(c, c.secure) if c.secure else {}),
             "log.dirs": str(self._data),
             "num.partitions": "1",
             # Single node: every internal topic has one replica.
@@ -264,6 +282,9 @@ class LocalBroker:
             return  # formatted before: keep the data
         cmd = [*self._java(), "kafka.tools.StorageTool", "format", "--ignore-formatted",
                "-t", _cluster_id(), "-c", str(self._properties)]  # fmt: skip
+        for name, password in self.config.secure.users if self.config.secure else ():
+            for mechanism in _SCRAM:  # KRaft keeps SCRAM credentials in its metadata log
+                cmd += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BrokerError(
@@ -287,6 +308,33 @@ class LocalBroker:
             f"broker pid {pid} did not answer at {self.config.bootstrap} within {timeout:.0f}s; "
             f"see {self._logs / 'server.log'}"
         )
+
+
+_SCRAM = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _secure_properties(c: BrokerConfig, secure: SecureListener) -> dict[str, str]:
+    """The SASL_SSL listener's lines, merged into the plaintext broker's properties."""
+    plaintext, sasl_ssl = f"PLAINTEXT://{c.host}:{c.port}", f"SASL_SSL://{c.host}:{secure.port}"
+    plain_users = " ".join(f'user_{name}="{password}"' for name, password in secure.users)
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    return {
+        "listeners": f"{plaintext},{sasl_ssl},CONTROLLER://{c.host}:{c.controller_port}",
+        "advertised.listeners": f"{plaintext},{sasl_ssl}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+        "SASL_SSL:SASL_SSL",
+        "sasl.enabled.mechanisms": ",".join((*_SCRAM, "PLAIN")),
+        "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": scram,
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram,
+        "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+        ),
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(secure.keystore),
+        "ssl.keystore.password": secure.keystore_password,
+        "ssl.key.password": secure.keystore_password,
+        "ssl.client.auth": "none",
+    }
 
 
 def _cluster_id() -> str:

@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from llmrec.data import Dataset, load_movielens
+from workers.kafka_conn import client_kwargs
 from workers.kafka_local import free_port
 from workers.settings import Settings
 from workers.topic_admin import assign_all, ensure_topics, topic_names
@@ -48,8 +49,14 @@ class Pipeline:
             **(extra_env or {}),
         }
         self.ranker_dir = state_dir.parent / "ranker"
+        # The worker's own Kafka connection settings (TLS, SASL), for the test's clients too.
+        kafka = {
+            k.removeprefix("LLMREC_").lower(): v
+            for k, v in env.items()
+            if k.startswith("LLMREC_KAFKA_")
+        }
         self.settings = Settings(
-            bootstrap_servers=bootstrap, topic_prefix=f"e2e{unique}.", partitions=2
+            bootstrap_servers=bootstrap, topic_prefix=f"e2e{unique}.", partitions=2, **kafka
         )
         self.topics = topic_names(self.settings)
         self.worker = WorkerProcess(env, log_path, free_port())
@@ -79,7 +86,7 @@ class Pipeline:
 
     def send(self, role: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
         async def go() -> None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, linger_ms=2)
+            producer = AIOKafkaProducer(**client_kwargs(self.settings), linger_ms=2)
             await producer.start()
             try:
                 for key, value in records:
@@ -103,8 +110,7 @@ class Pipeline:
 
         async def go() -> dict[str, Any] | None:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.bootstrap, group_id=None,
-                auto_offset_reset="earliest",
+                **client_kwargs(self.settings), group_id=None, auto_offset_reset="earliest",
             )  # fmt: skip
             await consumer.start()
             try:

@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from tests.e2e.conftest import Pipeline
+from workers.kafka_conn import client_kwargs
 from workers.topic_admin import assign_all
 from workers.worker_proc import WorkerProcess
 
@@ -56,7 +57,7 @@ def collect(
 
     async def go() -> list[dict[str, Any]]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=p.settings.bootstrap, group_id=None,
+            **client_kwargs(p.settings), group_id=None,
             auto_offset_reset="earliest", fetch_max_bytes=32 * 1024 * 1024,
         )  # fmt: skip
         await consumer.start()
