@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import orjson
 from pydantic import (
@@ -49,12 +49,14 @@ __all__ = [
     "MILLIS_TS",
     "Event",
     "EventType",
+    "ForgetUser",
     "ItemRecord",
     "ModelInfo",
     "Recommendation",
     "RecommendedItem",
     "parse_event",
     "parse_item",
+    "parse_user_record",
 ]
 
 MAX_RECORD_BYTES = 128 * 1024
@@ -214,6 +216,20 @@ class Event(_Record):
         return self
 
 
+class ForgetUser(_Record):
+    """A request to forget a user, on the `events` topic (key = user_id).
+
+    Sent after the user's last event, on the same topic and key, so it is applied after every
+    event before it. The worker deletes the user's state (a tombstone on its changelog) and
+    publishes a tombstone for the user's key on `recommendations`; a later event starts afresh.
+    """
+
+    type: Literal["forget"]
+    event_id: Id
+    user_id: Id
+    ts: Timestamp
+
+
 class RecommendedItem(BaseModel):
     item_id: str
     score: float
@@ -247,6 +263,10 @@ T = TypeVar("T", bound=BaseModel)
 
 
 def _parse(model: type[T], raw: bytes | str | dict[str, Any]) -> T:
+    return _validate(model, _load(raw))
+
+
+def _load(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         size = len(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
         if size > MAX_RECORD_BYTES:
@@ -257,6 +277,10 @@ def _parse(model: type[T], raw: bytes | str | dict[str, Any]) -> T:
         raise InvalidRecordError(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRecordError(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _validate(model: type[T], data: dict[str, Any]) -> T:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -282,6 +306,14 @@ def _where(loc: tuple[int | str, ...]) -> str:
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
     """Parse and validate one `events` record, or raise InvalidRecordError."""
     return _parse(Event, raw)
+
+
+def parse_user_record(raw: bytes | str | dict[str, Any]) -> Event | ForgetUser:
+    """Parse one `events` record: an Event, or a ForgetUser (`"type": "forget"`)."""
+    data = _load(raw)
+    if data.get("type") == "forget":
+        return _validate(ForgetUser, data)
+    return _validate(Event, data)
 
 
 def parse_item(raw: bytes | str | dict[str, Any]) -> ItemRecord:

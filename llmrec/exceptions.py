@@ -3,7 +3,8 @@
 LlmrecError
 ├── InvalidRecordError   a record breaks the event contract (goes to a dead-letter topic)
 ├── EncoderError         the encoder cannot encode (bad input text, missing artifact)
-│   └── ModelArtifactError   an exported model is missing, corrupt or fails its gate
+│   ├── ModelArtifactError   an exported model is missing, corrupt or fails its gate
+│   └── MissingRuntimeError  onnxruntime is not installed (neither llmrec[cpu] nor llmrec[gpu])
 ├── ItemIndexError       the item index refuses an operation (dimension, capacity, unknown id)
 ├── BrokerError          the local Kafka broker cannot be started, reached or stopped
 ├── DatasetError         a dataset file is missing, unreadable or holds no valid record
@@ -20,6 +21,7 @@ __all__ = [
     "InvalidRecordError",
     "ItemIndexError",
     "LlmrecError",
+    "MissingRuntimeError",
     "ModelArtifactError",
     "RankerArtifactError",
     "SnapshotError",
@@ -44,6 +46,10 @@ class EncoderError(LlmrecError):
 
 class ModelArtifactError(EncoderError):
     """An exported model artifact is missing, corrupt, or failed its quality gate."""
+
+
+class MissingRuntimeError(EncoderError):
+    """onnxruntime is not installed: the package ships it as an extra, `cpu` or `gpu`."""
 
 
 class ItemIndexError(LlmrecError):

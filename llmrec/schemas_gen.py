@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmrec.events import Event, ItemRecord, Recommendation
+from llmrec.events import Event, ForgetUser, ItemRecord, Recommendation
 
 __all__ = ["SCHEMA_DIR", "dead_letter_schema", "render_schemas", "write_schemas"]
 
@@ -74,6 +74,7 @@ def render_schemas() -> dict[str, str]:
     docs: dict[str, dict[str, Any]] = {
         "item.json": ItemRecord.model_json_schema(),
         "event.json": Event.model_json_schema(),
+        "forget_user.json": ForgetUser.model_json_schema(),
         "recommendation.json": Recommendation.model_json_schema(),
         "dead_letter.json": dead_letter_schema(),
     }

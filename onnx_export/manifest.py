@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
 from llmrec.encoder.artifacts import MANIFEST, open_artifact, sha256_file
+from llmrec.encoder.runtime import import_onnxruntime
 from llmrec.exceptions import ModelArtifactError
 from onnx_export import validate
 from onnx_export.export import MODEL_NAME, OPSET, Source
@@ -42,7 +41,7 @@ def build_manifest(
             "weights_sha256": source.weights_sha256,
         },
         "opset": OPSET,
-        "onnxruntime_version": ort.__version__,
+        "onnxruntime_version": import_onnxruntime().__version__,
         "max_length": max_length,
         "pooling": "mean over attention mask, L2-normalised (llmrec.encoder.pooling.mean_pool)",
         "parity": parity,

@@ -10,7 +10,7 @@ set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-dev,export,eval}
+EXTRAS=${EXTRAS:-cpu,dev,export,eval}
 STAMP=${STAMP:-$VENV/.bootstrap-stamp}
 
 "$PYTHON" - <<'PY' || { echo "llmrec needs Python >= 3.11 (set PYTHON=...)" >&2; exit 1; }

@@ -30,6 +30,9 @@ def rocksdb_available() -> bool:
     return True
 
 
+_BIND_ALL = ("0.0.0.0", "::", "")  # bind-all hosts: fine to bind, never to advertise
+
+
 def make_app(settings: Settings) -> faust.App:
     """A Faust app whose topics, store, ports and partitions come from `settings`."""
     store = "memory://"
@@ -38,6 +41,12 @@ def make_app(settings: Settings) -> faust.App:
             store = "rocksdb://"
         else:
             log.warning("rocksdict is not installed; user state falls back to the memory store")
+    if settings.web_advertised_url is None and settings.web_host in _BIND_ALL:
+        log.warning(
+            "LLMREC_WEB_HOST=%s binds every interface but is no address other workers can reach: "
+            "set LLMREC_WEB_ADVERTISED_URL so routed requests find this worker",
+            settings.web_host,
+        )
     return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
@@ -68,8 +77,12 @@ def make_app(settings: Settings) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        # What the assignor publishes for routing (`app.table_route`); None: Faust's default,
+        # http://<web_host>:<web_port>.
+        canonical_url=settings.web_advertised_url,
         # Faust's own pages only on request (LLMREC_WEB_DEBUG_PAGES): /table serves raw user
-        # state unauthenticated. `app.table_route` proxies through `app.router` (the assignor's
+        # state to anyone who may call the web server (LLMREC_WEB_TOKEN guards them all, see
+        # `workers.web`). `app.table_route` proxies through `app.router` (the assignor's
         # host map), not the /router page, so our routed views work with it off.
         web_tables_enabled=settings.web_debug_pages,
         web_router_enabled=settings.web_debug_pages,

@@ -50,7 +50,6 @@ from workers.worker_proc import WorkerProcess
 
 __all__ = ["bench_pipeline"]
 
-_DEFAULT_OUT = REPO_ROOT / "bench-results" / "pipeline.json"
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -474,7 +473,9 @@ def bench_pipeline(  # noqa: PLR0917 - one positional per CLI option is typer's 
     bootstrap: str | None = typer.Option(
         None, help="Use this broker instead of a fresh local one."
     ),
-    out: Path = typer.Option(_DEFAULT_OUT, help="JSON output."),  # noqa: B008
+    out: Path | None = typer.Option(  # noqa: B008
+        None, help="JSON output [default: <LLMREC_HOME>/bench-results/pipeline.json]."
+    ),
 ) -> None:
     """Benchmark one worker through the real broker; print figures and write JSON."""
     from workers.kafka_local import BrokerConfig, LocalBroker
@@ -482,6 +483,7 @@ def bench_pipeline(  # noqa: PLR0917 - one positional per CLI option is typer's 
     if order not in {"interleaved", "replay"}:
         raise typer.BadParameter("--order is interleaved or replay")
     base = get_settings()
+    out = out or base.bench_dir / "pipeline.json"
     workdir = Path(tempfile.mkdtemp(prefix="llmrec-bench-"))
     broker = None
     try:

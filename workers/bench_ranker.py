@@ -27,7 +27,7 @@ from llmrec.interests import UserState
 from llmrec.ranker.model import Ranker
 from llmrec.ranker.train import SampleConfig, train_on_stream
 from workers.cli_eval import resolve_datasets
-from workers.settings import REPO_ROOT, get_settings
+from workers.settings import get_settings
 
 __all__ = ["bench_ranker"]
 
@@ -65,12 +65,13 @@ def bench_ranker(
     dataset: str = typer.Option("ml-100k", help="Built-in dataset whose stream is replayed."),
     users: int = typer.Option(1024, help="Distinct users ranked (each list another user's)."),
     max_groups: int = typer.Option(5000, help="Training queries for the benchmark's ranker."),
-    out: Path = typer.Option(  # noqa: B008
-        REPO_ROOT / "bench-results" / "ranker.json", help="JSON output."
+    out: Path | None = typer.Option(  # noqa: B008
+        None, help="JSON output [default: <LLMREC_HOME>/bench-results/ranker.json]."
     ),
 ) -> None:
     """Time the ranker (features + LightGBM) per candidate and per list, batches of users."""
     settings = get_settings()
+    out = out or settings.bench_dir / "ranker.json"
     (ds,) = resolve_datasets(console, dataset, None, None, name=None, data_dir=settings.data_dir)
     from llmrec.encoder import load_encoder
 

@@ -11,6 +11,7 @@ from typing import Annotated, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -18,12 +19,12 @@ from llmrec.data.builtin import BUILTIN, builtin_dataset
 from llmrec.data.contract import ContractDataset, load_contract
 from llmrec.eval import DEFAULT_BASELINES, EvalOptions, run_eval, write_report
 from llmrec.eval.baselines import BASELINES
-from llmrec.exceptions import DatasetError
+from llmrec.exceptions import DatasetError, EncoderError
 from llmrec.ranker.train import FitConfig, SampleConfig
 from llmrec.types import TextEncoder
 from workers.cli_data import print_errors
 from workers.eval_kafka import KafkaEvalConfig, eval_through_kafka
-from workers.settings import REPO_ROOT, get_settings
+from workers.settings import get_settings
 
 __all__ = ["eval_command", "resolve_datasets"]
 
@@ -87,7 +88,9 @@ def eval_command(
     ] = ",".join(DEFAULT_BASELINES),
     ablations: Annotated[bool, typer.Option(help="Run the hybrid's ablations.")] = True,
     data_dir: Annotated[Path | None, typer.Option(help="Datasets folder (settings).")] = None,
-    out: Annotated[Path, typer.Option(help="Where reports are written.")] = REPO_ROOT / "reports",
+    out: Annotated[
+        Path | None, typer.Option(help="Reports folder [default: <LLMREC_HOME>/reports].")
+    ] = None,
     variant: Annotated[str, typer.Option(help="Encoder variant: int8, fp16, fp32.")] = "int8",
     encoder_version: Annotated[
         str | None,
@@ -113,6 +116,7 @@ def eval_command(
     event contract (see the README).
     """
     settings = get_settings()
+    out = out or settings.reports_dir
     console = Console()
     try:
         datasets = resolve_datasets(
@@ -129,7 +133,10 @@ def eval_command(
             opts, grid=tuple(opts.grid[-2:]), sample=SampleConfig(max_groups=2000),
             fit=FitConfig(grid=FitConfig().grid[:1], max_rounds=50),
         )  # fmt: skip
-    encoder = _encoder(settings.model_dir, variant, encoder_version or settings.encoder_version)
+    try:
+        encoder = _encoder(settings.model_dir, variant, encoder_version or settings.encoder_version)
+    except EncoderError as exc:  # no model artifacts, or no onnxruntime (llmrec[cpu] / [gpu])
+        _refuse(console, exc)
     if through_kafka:
         config = KafkaEvalConfig(
             workers=workers, partitions=partitions, rate=rate, variant=variant,
@@ -174,9 +181,9 @@ def _through_kafka(
     console.print(f"report: {path}")
 
 
-def _refuse(console: Console, exc: DatasetError) -> NoReturn:
-    """A dataset that cannot be evaluated: say why, exit 2 (no traceback)."""
-    console.print(f"[red]error:[/] {exc}")
+def _refuse(console: Console, exc: DatasetError | EncoderError) -> NoReturn:
+    """A dataset or an encoder that cannot be used: say why, exit 2 (no traceback)."""
+    console.print(f"[red]error:[/] {escape(str(exc))}")
     raise typer.Exit(2) from exc
 
 

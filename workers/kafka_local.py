@@ -1,10 +1,10 @@
 """A single-node KRaft Apache Kafka broker for development, the demo and the tests.
 
-The jars come from Maven Central through `deploy/kafka/pom.xml` (`mvn dependency:copy-dependencies`
-into a git-ignored `lib/`); storage is formatted with `kafka.tools.StorageTool` and the broker runs
-as `java -cp lib/* kafka.Kafka`. Everything it writes (config, data, logs, pid) lives under one
-home folder. `up` and `down` are idempotent; `up` returns only once the broker answers a Kafka
-ApiVersions request, or raises BrokerError.
+The jars come from Maven Central through the packaged `workers/kafka_files/pom.xml`
+(`mvn dependency:copy-dependencies` into `LLMREC_KAFKA_LIB`); storage is formatted with
+`kafka.tools.StorageTool` and the broker runs as `java -cp lib/* kafka.Kafka`. Everything it
+writes (config, data, logs, pid) lives under one home folder. `up` and `down` are idempotent;
+`up` returns only once the broker answers a Kafka ApiVersions request, or raises BrokerError.
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmrec.exceptions import BrokerError
-from workers.settings import REPO_ROOT, Settings
+from workers.kafka_files import LOG4J, POM
+from workers.settings import Settings
 
 __all__ = ["BrokerConfig", "BrokerStatus", "LocalBroker", "SecureListener", "free_port"]
 
 log = logging.getLogger(__name__)
 
-POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
-LOG4J = REPO_ROOT / "deploy" / "kafka" / "log4j.properties"
 KAFKA_JAR_GLOB = "kafka_2.13-*.jar"
 
 
@@ -176,7 +175,7 @@ class LocalBroker:
         log.info("resolving Kafka jars from Maven Central into %s", self.config.lib)
         cmd = [
             "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-            f"-DoutputDirectory={self.config.lib}",
+            f"-Dllmrec.kafka.lib={self.config.lib}",  # the pom's output folder (not basedir/lib)
         ]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not list(self.config.lib.glob(KAFKA_JAR_GLOB)):

@@ -17,6 +17,7 @@ __all__ = [
     "ENCODE_BATCH",
     "ENCODE_SECONDS",
     "EVENTS_IN",
+    "FORGOTTEN",
     "INDEX_ITEMS",
     "LAG",
     "LATENCY",
@@ -95,6 +96,11 @@ BROKER_UP = Gauge(
     "llmrec_broker_up", "1 when the broker answered a metadata request in the last 2 s.",
     registry=REGISTRY,
 )  # fmt: skip
+FORGOTTEN = Counter(
+    "llmrec_users_forgotten",
+    "Forget requests applied: the user's state deleted and a tombstone on recommendations.",
+    registry=REGISTRY,
+)
 DUPLICATES = Counter(
     "llmrec_duplicate_events",
     "Events redelivered after a crash and recognised by their event_id: answered, not re-applied.",

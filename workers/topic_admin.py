@@ -111,6 +111,10 @@ def topic_configs(settings: Settings, role: str) -> dict[str, str]:
     configs: dict[str, str] = {}
     if role in COMPACTED:
         configs["cleanup.policy"] = "compact"
+    elif role == "recommendations":
+        # Compacted too, so a forgotten user's tombstone removes their older lists; the
+        # retention still removes every list after it.
+        configs["cleanup.policy"] = "compact,delete"
     if role.endswith("_dlq"):
         configs["retention.ms"] = str(settings.dlq_retention_ms)
     if settings.min_insync_replicas is not None:

@@ -7,17 +7,27 @@
 
 Bad query parameters or ids answer 400 with {"error": ...}, never 500. Faust's own pages
 (/table, /router, ...) are off unless LLMREC_WEB_DEBUG_PAGES is set (see `workers.app`).
+
+With LLMREC_WEB_TOKEN set, every request to this web server (these views, Faust's pages, an
+unknown path) needs `Authorization: Bearer <token>`, else 401 (`require_token`, a middleware
+of Faust's aiohttp application). Routed requests keep it: Faust's router forwards the request's
+headers to the owner, which checks the token again. LLMREC_WEB_TOKEN_EXEMPT_HEALTH opens
+/health alone, answering only `{"status": ...}` to a request without the token.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp import web as aioweb
+from aiohttp.typedefs import Handler
 from faust.web import Request, Response, View
 
 from llmrec.events import MAX_ID_CHARS
+from llmrec.privacy import pseudonymise
 from workers import metrics, topics
 from workers.agents.runtime import Runtime
 from workers.app import app
@@ -27,11 +37,13 @@ from workers.tables import user_state
 __all__ = [
     "K_MAX",
     "MAX_ID_CHARS",
+    "bearer_ok",
     "check_id",
     "health",
     "item_similar",
     "parse_k",
     "prometheus",
+    "require_token",
     "user_recommendations",
 ]
 
@@ -58,6 +70,60 @@ def check_id(name: str, value: str) -> str:
     if not value or len(value) > MAX_ID_CHARS:
         raise ValueError(f"{name} must be 1 to {MAX_ID_CHARS} characters long")
     return value
+
+
+def bearer_ok(authorization: str | None, token: str) -> bool:
+    """Whether an `Authorization` header value is `Bearer <token>` (the scheme in any case).
+
+    The token is compared in constant time (`hmac.compare_digest`): how long a refusal takes
+    says nothing about how much of a guess was right.
+    """
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), token.encode("utf-8")
+    )
+
+
+def _unauthorized(error: str, *, invalid: bool) -> aioweb.Response:
+    challenge = 'Bearer realm="llmrec"' + (', error="invalid_token"' if invalid else "")
+    return aioweb.json_response(
+        {"error": error}, status=401, headers={"WWW-Authenticate": challenge}
+    )
+
+
+@aioweb.middleware
+async def require_token(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
+    """Refuse (401) a request without `Authorization: Bearer <LLMREC_WEB_TOKEN>`; a no-op
+    when no token is set. /health passes when LLMREC_WEB_TOKEN_EXEMPT_HEALTH is set."""
+    settings = get_settings()
+    token = settings.web_token
+    if token is None or (settings.web_token_exempt_health and request.path == "/health"):
+        return await handler(request)
+    header = request.headers.get("Authorization")
+    if header is None:
+        return _unauthorized("this server needs Authorization: Bearer <token>", invalid=False)
+    if not bearer_ok(header, token.get_secret_value()):
+        return _unauthorized("invalid bearer token", invalid=True)
+    return await handler(request)
+
+
+def _install_token_check() -> None:
+    """Put `require_token` in front of every route of Faust's web server (ours and its own)."""
+    web_app = getattr(app.web, "web_app", None)
+    if not isinstance(web_app, aioweb.Application):
+        raise TypeError(f"the web token needs Faust's aiohttp web driver, not {app.web!r}")
+    if require_token not in web_app.middlewares:
+        web_app.middlewares.append(require_token)
+
+
+def _shows_details(request: Request) -> bool:
+    """False only for a request without the token that reached /health through the exemption."""
+    token = get_settings().web_token
+    return token is None or bearer_ok(
+        request.headers.get("Authorization"), token.get_secret_value()
+    )
 
 
 def _consumer_lag() -> dict[str, int]:
@@ -102,7 +168,10 @@ async def health(web: View, request: Request) -> Response:
         "replica_restarts": replica.failures + stats.failures,
         "model": rt.model.model_dump(),
     }
-    return web.json(doc, status=200 if doc["status"] == "ok" else 503)
+    status = 200 if doc["status"] == "ok" else 503
+    if not _shows_details(request):
+        return web.json({"status": doc["status"]}, status=status)
+    return web.json(doc, status=status)
 
 
 @app.page("/metrics")
@@ -127,7 +196,9 @@ async def _recommend_here(web: View, request: Request, user_id: str) -> Response
     """The list, computed on the worker that owns the user's partition."""
     rt = await Runtime.get()
     k = parse_k(request.query.get("k"), rt.settings.recommend_k)
-    state = user_state.get(user_id.encode())
+    # Routed by the id asked for (events are keyed by it); kept under its pseudonym if any.
+    key = user_id if rt.user_id_key is None else pseudonymise(user_id, rt.user_id_key)
+    state = user_state.get(key.encode())
     items = rt.engine.recommend(state, k, now=time.time())
     return web.json(
         {
@@ -165,3 +236,6 @@ async def item_similar(web: View, request: Request, item_id: str) -> Response:
             "similar": [{"item_id": i, "score": s, "title": rt.engine.title(i)} for i, s in hits],
         }
     )
+
+
+_install_token_check()

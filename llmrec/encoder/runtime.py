@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from llmrec.encoder.artifacts import find_artifact
@@ -18,12 +20,25 @@ from llmrec.encoder.config import EncoderConfig
 from llmrec.encoder.pooling import mean_pool
 from llmrec.encoder.providers import choose_providers
 from llmrec.encoder.text import normalize_texts
-from llmrec.exceptions import EncoderError, ModelArtifactError
+from llmrec.exceptions import EncoderError, MissingRuntimeError, ModelArtifactError
 from llmrec.types import Vectors
 
-__all__ = ["Encoder", "load_encoder"]
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+__all__ = ["Encoder", "import_onnxruntime", "load_encoder"]
 
 log = logging.getLogger(__name__)
+
+RUNTIME_HINT = "onnxruntime is missing: pip install 'llmrec[cpu]' (or 'llmrec[gpu]' for CUDA)"
+
+
+def import_onnxruntime() -> ModuleType:
+    """onnxruntime, imported on first use: it is an extra (`cpu` or `gpu`), not a dependency."""
+    try:
+        return importlib.import_module("onnxruntime")
+    except ImportError as exc:
+        raise MissingRuntimeError(RUNTIME_HINT) from exc
 
 
 class Encoder:
@@ -189,6 +204,7 @@ def _load_tokenizer(path: Path, max_length: int) -> Tokenizer:
 
 
 def _open_session(path: Path, config: EncoderConfig, variant: str) -> ort.InferenceSession:
+    ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if config.intra_op_threads is not None:

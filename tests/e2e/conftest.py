@@ -121,6 +121,8 @@ class Pipeline:
                     batch = await consumer.getmany(timeout_ms=200)
                     for records in batch.values():
                         for r in records:
+                            if r.value is None:  # a forgotten user's tombstone
+                                continue
                             doc = orjson.loads(r.value)
                             if match(doc):
                                 return dict(doc)

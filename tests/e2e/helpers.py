@@ -70,6 +70,8 @@ def collect(
                 batch = await consumer.getmany(timeout_ms=300, max_records=5000)
                 for records in batch.values():
                     for r in records:
+                        if r.value is None:  # a forgotten user's tombstone
+                            continue
                         doc = orjson.loads(r.value)
                         if with_timestamps:
                             doc["_kafka_ts"] = r.timestamp / 1000.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
@@ -10,7 +11,9 @@ import annotated_types
 import orjson
 import pytest
 from aiohttp import web as aioweb
-from multidict import MultiDict
+from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict, MultiDict
+from pydantic import ValidationError
 from yarl import URL
 
 from workers import web
@@ -18,10 +21,19 @@ from workers.app import app, make_app
 from workers.settings import Settings
 
 
-def _request(path: str, query: Mapping[str, str], match_info: Mapping[str, str]) -> Any:
+def _request(
+    path: str,
+    query: Mapping[str, str],
+    match_info: Mapping[str, str],
+    headers: Mapping[str, str] | None = None,
+) -> Any:
     url = URL(str(app.conf.canonical_url)).with_path(path).with_query(dict(query))
     return SimpleNamespace(
-        url=url, method="GET", headers={}, query=MultiDict(query), match_info=dict(match_info)
+        url=url,
+        method="GET",
+        headers=CIMultiDict(headers or {}),
+        query=MultiDict(query),
+        match_info=dict(match_info),
     )
 
 
@@ -114,3 +126,258 @@ async def test_recommendations_reach_the_owning_worker_with_the_router_page_off(
     assert response.status == 200
     assert orjson.loads(response.body) == {"from": "owner"}
     assert seen == ["/users/u1/recommendations?k=5"]
+
+
+# -- the bearer token ----------------------------------------------------------------------------
+
+TOKEN = "t0ken-for-the-unit-tests-0123456789"
+
+
+def _with_token(monkeypatch: pytest.MonkeyPatch, **extra: Any) -> None:
+    settings = Settings(web_token=TOKEN, **extra)
+    monkeypatch.setattr(web, "get_settings", lambda: settings)
+
+
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [
+        (f"Bearer {TOKEN}", True),
+        (f"bearer {TOKEN}", True),  # the scheme is case-insensitive (RFC 7235)
+        (f"  Bearer   {TOKEN} ", True),
+        (None, False),
+        ("", False),
+        ("Bearer", False),
+        (f"Basic {TOKEN}", False),
+        (f"Bearer {TOKEN[:-1]}", False),
+        (f"Bearer {TOKEN}x", False),
+        (f"Bearer {TOKEN.upper()}", False),
+        ("Bearer ünïcode-\udcff", False),  # never a crash on odd header bytes
+    ],
+)
+def test_bearer_ok_accepts_only_the_exact_token(header: str | None, ok: bool) -> None:
+    assert web.bearer_ok(header, TOKEN) is ok
+
+
+def test_the_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+    real = web.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(web.hmac, "compare_digest", spy)
+    assert not web.bearer_ok("Bearer guess", TOKEN)
+    assert web.bearer_ok(f"Bearer {TOKEN}", TOKEN)
+    assert calls == [(b"guess", TOKEN.encode()), (TOKEN.encode(), TOKEN.encode())]
+
+
+def test_the_token_check_guards_every_route_of_the_worker_web_server() -> None:
+    """One middleware on Faust's aiohttp application: our views and Faust's pages behind it."""
+    web_app = app.web.web_app  # type: ignore[attr-defined]
+    assert web.require_token in web_app.middlewares
+    paths = {r.resource.canonical for r in web_app.router.routes() if r.resource is not None}
+    assert {
+        "/health",
+        "/metrics",
+        "/users/{user_id}/recommendations",
+        "/items/{item_id}/similar",
+    } <= paths
+
+
+class _Server:
+    """The real views behind `require_token` in a real aiohttp server (no worker running)."""
+
+    def __init__(self) -> None:
+        views = {
+            "/health": web.health,
+            "/metrics": web.prometheus,
+            "/users/{user_id}/recommendations": web.user_recommendations,
+            "/items/{item_id}/similar": web.item_similar,
+        }
+        self.app = aioweb.Application(middlewares=[web.require_token])
+        for path, view in views.items():
+            self.app.router.add_get(path, self._handler(view))
+        self.client = TestClient(TestServer(self.app))
+
+    async def __aenter__(self) -> _Server:
+        await self.client.start_server()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.client.close()
+
+    @staticmethod
+    def _handler(view: Any) -> Any:
+        async def handle(request: aioweb.Request) -> Any:
+            return await view(app, app.web)(request)
+
+        return handle
+
+    async def get(self, path: str, token: str | None = None) -> tuple[int, Any, Any]:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        async with self.client.get(path, headers=headers) as resp:
+            body = await resp.read()
+            return resp.status, resp.headers, orjson.loads(body) if body[:1] == b"{" else body
+
+
+# Answered by the views without a running worker: 400 on a bad k, 503 "starting" on /health.
+GUARDED = [
+    ("/health", 503),
+    ("/users/u1/recommendations?k=0", 400),
+    ("/items/i1/similar?k=0", 400),
+    ("/table/user-state/u1", 404),  # an unknown path (a Faust page turned off) is guarded too
+]
+
+
+@pytest.mark.parametrize(("path", "status"), GUARDED)
+async def test_without_a_token_setting_every_view_is_open(path: str, status: int) -> None:
+    assert web.get_settings().web_token is None
+    async with _Server() as server:
+        assert (await server.get(path))[0] == status
+
+
+@pytest.mark.parametrize(("path", "status"), GUARDED)
+async def test_with_a_token_every_view_answers_401_unless_the_request_carries_it(
+    monkeypatch: pytest.MonkeyPatch, path: str, status: int
+) -> None:
+    _with_token(monkeypatch)
+    async with _Server() as server:
+        code, headers, body = await server.get(path)
+        assert (code, body) == (401, {"error": "this server needs Authorization: Bearer <token>"})
+        assert headers["WWW-Authenticate"] == 'Bearer realm="llmrec"'
+        code, headers, body = await server.get(path, token="wrong-token-of-some-length")
+        assert (code, body) == (401, {"error": "invalid bearer token"})
+        assert headers["WWW-Authenticate"] == 'Bearer realm="llmrec", error="invalid_token"'
+        assert (await server.get(path, token=TOKEN))[0] == status
+
+
+async def test_metrics_need_the_token_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_token(monkeypatch)
+    monkeypatch.setattr(web, "_consumer_lag", dict)  # no consumer runs here
+    async with _Server() as server:
+        assert (await server.get("/metrics"))[0] == 401
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with server.client.get("/metrics", headers=auth) as resp:
+            assert resp.status == 200
+            assert b"llmrec_" in await resp.read()  # Prometheus text, not JSON
+
+
+def _fake_runtime() -> SimpleNamespace:
+    caught_up = asyncio.Event()
+    caught_up.set()
+    replica = SimpleNamespace(
+        broker_ok=lambda: True, caught_up=caught_up, index=[1, 2, 3], lag=lambda: 0, failures=0
+    )
+    stats = SimpleNamespace(caught_up=caught_up, lag=lambda: 0, failures=0)
+    model = SimpleNamespace(model_dump=lambda: {"encoder": "e", "variant": "v", "version": "1"})
+    return SimpleNamespace(replica=replica, stats_replica=stats, model=model)
+
+
+async def test_an_exempt_health_answers_its_status_alone_without_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _with_token(monkeypatch, web_token_exempt_health=True)
+    monkeypatch.setattr(web.Runtime, "current", _fake_runtime())
+    monkeypatch.setattr(web, "_consumer_lag", dict)
+    async with _Server() as server:
+        assert (await server.get("/health"))[::2] == (200, {"status": "ok"})
+        wrong = await server.get("/health", token="wrong-token-of-some-length")
+        assert wrong[::2] == (200, {"status": "ok"})
+        code, _, full = await server.get("/health", token=TOKEN)
+        assert (code, full["status"], full["index_items"]) == (200, "ok", 3)
+        assert (await server.get("/metrics"))[0] == 401  # the exemption is /health's alone
+
+
+async def test_health_is_guarded_like_every_view_unless_exempted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _with_token(monkeypatch)
+    monkeypatch.setattr(web.Runtime, "current", _fake_runtime())
+    monkeypatch.setattr(web, "_consumer_lag", dict)
+    async with _Server() as server:
+        assert (await server.get("/health"))[0] == 401
+        assert (await server.get("/health", token=TOKEN))[2]["index_items"] == 3
+
+
+async def test_a_routed_request_carries_the_token_to_the_owner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust's router forwards the request's headers; the owner checks the token again."""
+    _with_token(monkeypatch)
+    seen: list[str | None] = []
+
+    async def owner(request: aioweb.Request) -> aioweb.Response:
+        seen.append(request.headers.get("Authorization"))
+        return aioweb.json_response({"from": "owner"})
+
+    peer = aioweb.Application(middlewares=[web.require_token])
+    peer.router.add_get("/users/{user_id}/recommendations", owner)
+    runner = aioweb.AppRunner(peer)
+    await runner.setup()
+    site = aioweb.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    monkeypatch.setattr(app.router, "key_store", lambda table, key: URL(f"http://127.0.0.1:{port}"))
+    view = web.user_recommendations(app, app.web)
+    try:
+        ids = {"user_id": "u1"}
+        good = {"Authorization": f"Bearer {TOKEN}"}
+        routed = await view.get(_request("/users/u1/recommendations", {}, ids, good), **ids)
+        bad = {"Authorization": "Bearer wrong-token-of-some-length"}
+        refused = await view.get(_request("/users/u1/recommendations", {}, ids, bad), **ids)
+    finally:
+        await app.http_client.close()
+        app.http_client = None
+        await runner.cleanup()
+    assert (routed.status, orjson.loads(routed.body)) == (200, {"from": "owner"})
+    assert seen == [f"Bearer {TOKEN}"]  # the refused one never reached the owner's handler
+    assert refused.status == 401
+
+
+# -- the advertised URL ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("http://worker-0.llmrec:6066", "http://worker-0.llmrec:6066"),
+        ("https://10.0.0.7:443/", "https://10.0.0.7:443"),
+        (" http://[fd00::7]:6066 ", "http://[fd00::7]:6066"),
+    ],
+)
+def test_the_advertised_url_becomes_fausts_canonical_url(raw: str, canonical: str) -> None:
+    settings = Settings(web_advertised_url=raw, web_host="0.0.0.0")
+    assert settings.web_advertised_url == canonical
+    made = make_app(settings.model_copy(update={"app_id": f"t-adv-{canonical[-4:]}"}))
+    assert made.conf.canonical_url == URL(canonical)  # yarl drops a scheme's default port
+    assert (made.conf.web_bind, made.conf.web_port) == ("0.0.0.0", 6066)
+
+
+def test_without_an_advertised_url_faust_advertises_the_web_host_and_port() -> None:
+    made = make_app(Settings(app_id="t-adv-none", web_host="127.0.0.2", web_port=7001))
+    assert str(made.conf.canonical_url) == "http://127.0.0.2:7001"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "worker-0:6066",  # no scheme
+        "ftp://worker-0:6066",
+        "http://worker-0",  # no port
+        "http://:6066",  # no host
+        "http://worker-0:99999",
+        "http://worker-0:6066/llmrec",  # a path: the router keeps the request's own path
+        "http://worker-0:6066?x=1",
+        "http://user:pw@worker-0:6066",
+    ],
+)
+def test_an_unusable_advertised_url_is_refused(raw: str) -> None:
+    with pytest.raises(ValidationError, match=r"web_advertised_url must be http\(s\)://host:port"):
+        Settings(web_advertised_url=raw)
+
+
+@pytest.mark.parametrize("raw", ["short", "x" * 15, "sixteen chars ok", "tab\tinside-a-long-token"])
+def test_a_guessable_or_unsendable_token_is_refused(raw: str) -> None:
+    with pytest.raises(ValidationError, match="web_token must be at least 16 printable ASCII"):
+        Settings(web_token=raw)

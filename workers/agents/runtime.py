@@ -66,6 +66,8 @@ class Runtime(mode.Service):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = get_settings()
+        key = self.settings.user_id_key
+        self.user_id_key: bytes | None = key.get_secret_value().encode() if key else None
         self.encoder: TextEncoder
         self.model: ModelInfo
         self.engine: Engine

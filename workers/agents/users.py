@@ -15,8 +15,16 @@ from dataclasses import replace
 
 from faust.types import EventT, StreamT
 
-from llmrec.events import Event, Recommendation, RecommendedItem, parse_event
+from llmrec.events import (
+    Event,
+    ForgetUser,
+    Recommendation,
+    RecommendedItem,
+    parse_event,
+    parse_user_record,
+)
 from llmrec.exceptions import InvalidRecordError
+from llmrec.privacy import pseudonymise
 from llmrec.shared_stats import StatsUpdate, pack_updates
 from llmrec.types import Vector
 from workers import metrics, topics
@@ -33,6 +41,7 @@ __all__ = [
     "events_agent",
     "events_by_user_agent",
     "fold_events",
+    "forget",
     "handle",
     "park",
     "parked_agent",
@@ -45,8 +54,10 @@ log = logging.getLogger(__name__)
 _PARK_POLL_S = 0.1  # how often a waiting parked event looks at the index again
 
 
-async def admit(rt: Runtime, event: EventT[bytes], *, keyed_by_user: bool) -> Event | None:
-    """Validate one record and route it: the Event when this agent applies it, else None
+async def admit(
+    rt: Runtime, event: EventT[bytes], *, keyed_by_user: bool
+) -> Event | ForgetUser | None:
+    """Validate one record and route it: the record when this agent applies it, else None
     (sent to the DLQ, re-keyed to its user's partition, or parked for an unknown item).
 
     Never raises: whatever goes wrong with one record sends that record to the DLQ and no other.
@@ -59,11 +70,13 @@ async def admit(rt: Runtime, event: EventT[bytes], *, keyed_by_user: bool) -> Ev
         return None
 
 
-async def _admit(rt: Runtime, event: EventT[bytes], *, keyed_by_user: bool) -> Event | None:
+async def _admit(
+    rt: Runtime, event: EventT[bytes], *, keyed_by_user: bool
+) -> Event | ForgetUser | None:
     msg = event.message
     raw = msg.value or b""
     try:
-        ev = parse_event(raw)
+        ev = parse_user_record(raw)
     except InvalidRecordError as exc:
         await dead_letter_event(topics.events_dlq, event, exc.reason, "invalid")
         return None
@@ -77,6 +90,10 @@ async def _admit(rt: Runtime, event: EventT[bytes], *, keyed_by_user: bool) -> E
         metrics.REROUTED.inc()
         await topics.events_by_user.send(key=ev.user_id.encode(), value=msg.value)
         return None
+    if rt.user_id_key is not None:  # past here only the pseudonym is known
+        ev = ev.model_copy(update={"user_id": pseudonymise(ev.user_id, rt.user_id_key)})
+    if isinstance(ev, ForgetUser):
+        return ev
     if not rt.engine.knows_item(ev.item_id):
         await park(ev, event)
         return None
@@ -151,11 +168,17 @@ async def handle(
     changes but a wait of at most `event_batch_within_s`.
     """
     runs: dict[str, list[tuple[Event, EventT[bytes]]]] = {}
+    forgotten: dict[str, EventT[bytes]] = {}
     with metrics.stage("admit"):
         for event in batch:
             ev = await admit(rt, event, keyed_by_user=keyed_by_user)
-            if ev is not None:
+            if isinstance(ev, ForgetUser):
+                runs.pop(ev.user_id, None)  # the user's events before it are not applied
+                forgotten[ev.user_id] = event
+            elif ev is not None:
                 runs.setdefault(ev.user_id, []).append((ev, event))
+    if forgotten:  # before the fold: a user's events after the forget start afresh
+        await forget(forgotten)
     with metrics.stage("encode"):
         vectors = _encode_texts(rt, [ev for run in runs.values() for ev, _ in run])
     folded: list[tuple[list[tuple[Event, EventT[bytes]]], bytes]] = []
@@ -178,6 +201,26 @@ async def handle(
     recs = _recommend_all(rt, folded)
     with metrics.stage("publish"):
         await _publish(folded, recs)
+
+
+async def forget(users: dict[str, EventT[bytes]]) -> None:
+    """Delete each user's state (a tombstone on the changelog) and tombstone the user's key on
+    `recommendations`. A failure costs that user's request only: it goes to the DLQ."""
+    for user_id, event in users.items():
+        key = user_id.encode()
+        try:
+            as_of(event, _delete_state, key)  # the changelog tombstone takes the event's partition
+            await topics.recommendations.send(key=key, value=None)
+        except Exception as exc:
+            log.error("could not forget a user: %s", type(exc).__name__, exc_info=True)
+            await dead_letter_failure(topics.events_dlq, event, exc)
+            continue
+        metrics.FORGOTTEN.inc()
+
+
+def _delete_state(key: bytes) -> None:
+    if user_state.get(key) is not None:
+        del user_state[key]
 
 
 async def _publish(
