@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.bootstrap-stamp
 KAFKA_JARS := deploy/kafka/lib/.resolved
+DEPLOY_TOOLS := build/tools/.fetched
 MODEL_ROOT := models/all-MiniLM-L6-v2
 # Bound the BLAS/ORT thread pools to the machine (2 cores here) unless set.
 export OMP_NUM_THREADS ?= 2
@@ -14,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help demo test chaos lint typecheck unit integration bench-encoder bench-pipeline bench-ranker eval \
-        kafka-up kafka-down kafka-status model clean distclean
+        kafka-up kafka-down kafka-status model deploy-check clean distclean
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,13 +29,18 @@ $(KAFKA_JARS): deploy/kafka/pom.xml
 	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies
 	@touch $@
 
+# promtool and the Compose Specification schema, for the checks of deploy/ (tests/deploy).
+$(DEPLOY_TOOLS): scripts/fetch_deploy_tools.sh $(STAMP)
+	PYTHON=$(BIN)/python ./scripts/fetch_deploy_tools.sh
+	@touch $@
+
 model: $(STAMP) ## export the encoder to ONNX (skips valid artifacts)
 	$(BIN)/llmrec export-model
 
 demo: $(STAMP) $(KAFKA_JARS) model ## the main job: broker, worker, MovieLens replay, live recommendations
 	$(BIN)/llmrec demo
 
-test: $(STAMP) $(KAFKA_JARS) model lint typecheck ## lint, types, unit, integration and end-to-end tests (real broker)
+test: $(STAMP) $(KAFKA_JARS) $(DEPLOY_TOOLS) model lint typecheck ## lint, types, unit, integration and end-to-end tests (real broker)
 	$(BIN)/python -m pytest --ignore=tests/chaos
 
 chaos: $(STAMP) $(KAFKA_JARS) model ## the chaos tier: malformed floods, kill -9 of workers and broker, damaged snapshots
@@ -46,6 +52,9 @@ lint: $(STAMP) ## ruff lint and format check
 
 typecheck: $(STAMP) ## mypy (strict on llmrec/)
 	$(BIN)/mypy
+
+deploy-check: $(STAMP) $(DEPLOY_TOOLS) ## check deploy/: alerts (promtool), compose and k8s schemas, dashboard, Dockerfile
+	$(BIN)/python -m pytest tests/deploy
 
 unit: $(STAMP) ## fast unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit

@@ -6,7 +6,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 __all__ = [
     "BAD_VECTORS",
@@ -33,6 +40,9 @@ __all__ = [
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# process_cpu_seconds_total, process_resident_memory_bytes, open fds, start time (Linux /proc):
+# the dashboard's CPU and memory panels (deploy/grafana/llmrec.json).
+ProcessCollector(registry=REGISTRY)
 
 EVENTS_IN = Counter(
     "llmrec_events_in", "Valid user events consumed, by type.", ["type"], registry=REGISTRY
