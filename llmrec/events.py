@@ -54,6 +54,7 @@ __all__ = [
     "ModelInfo",
     "Recommendation",
     "RecommendedItem",
+    "future_skew",
     "parse_event",
     "parse_item",
     "parse_user_record",
@@ -314,6 +315,15 @@ def parse_user_record(raw: bytes | str | dict[str, Any]) -> Event | ForgetUser:
     if data.get("type") == "forget":
         return _validate(ForgetUser, data)
     return _validate(Event, data)
+
+
+def future_skew(ts: float, now: float, max_skew_s: float) -> str | None:
+    """Why an event stamped `ts` is refused at `now`: in range for the contract but further
+    ahead than `max_skew_s`, it would stay "popular now" as long as it is ahead. Else None."""
+    ahead = ts - now
+    if ahead > max_skew_s:
+        return f"ts is {ahead:,.0f} s in the future (max_future_skew_s={max_skew_s:,.0f})"
+    return None
 
 
 def parse_item(raw: bytes | str | dict[str, Any]) -> ItemRecord:

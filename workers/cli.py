@@ -16,8 +16,10 @@ from workers import (
     bench_ranker,
     cli_data,
     cli_demo,
+    cli_dlq,
     cli_kafka,
     cli_pipeline,
+    cli_privacy,
     cli_ranker,
     logsafety,
 )
@@ -35,6 +37,7 @@ bench_app = typer.Typer(help="Benchmarks: print figures and write JSON.", no_arg
 
 app.add_typer(cli_kafka.app, name="kafka")
 app.add_typer(cli_data.app, name="data")
+app.add_typer(cli_dlq.app, name="dlq")
 app.add_typer(bench_app, name="bench")
 
 # --- command registration (one line per command; modules own their code) -----------------
@@ -46,6 +49,7 @@ bench_app.command("encoder")(bench_encoder)
 app.command("worker")(cli_pipeline.worker)
 app.command("produce")(cli_pipeline.produce)
 app.command("tail")(cli_pipeline.tail)
+app.command("forget")(cli_privacy.forget)
 app.command("demo")(cli_demo.demo)
 bench_app.command("pipeline")(bench_pipeline.bench_pipeline)
 bench_app.command("ranker")(bench_ranker.bench_ranker)

@@ -1,6 +1,8 @@
 """Pipeline commands: `worker`, `produce`, `tail`, `demo` (and `bench pipeline` in bench_pipeline).
 
-These talk to Kafka with plain aiokafka clients; only `worker` imports Faust.
+These talk to Kafka with plain aiokafka clients; only `worker` imports Faust. `produce` checks
+each record as the worker will (`check_record`) and refuses a bad one with its reasons; every
+command first waits up to `--connect-timeout` for the cluster, then says in one line why not.
 """
 
 from __future__ import annotations
@@ -16,32 +18,53 @@ from typing import Any
 
 import orjson
 import typer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from llmrec.data import dataset_events, item_records, load_movielens
 from llmrec.data.contract import load_contract
-from llmrec.exceptions import BrokerError, DatasetError
+from llmrec.events import future_skew, parse_item, parse_user_record
+from llmrec.exceptions import BrokerError, DatasetError, InvalidRecordError
 from workers.cli_data import print_errors
-from workers.kafka_conn import DURABLE, client_kwargs
+from workers.kafka_conn import DURABLE, client_kwargs, probe
 from workers.settings import Settings, get_settings
-from workers.topic_admin import assign_all, ensure_topics, read_to_end, topic_names
+from workers.topic_admin import ensure_topics, read_to_end, topic_names
 
-__all__ = ["produce", "replay", "tail", "worker"]
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "assign_topics",
+    "check_record",
+    "problem_lines",
+    "produce",
+    "replay",
+    "tail",
+    "worker",
+]
 
 log = logging.getLogger(__name__)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # an error stays one line
+
+CONNECT_TIMEOUT = typer.Option(
+    15.0,
+    "--connect-timeout",
+    min=0.0,
+    help="Seconds to wait for the Kafka cluster to answer; then one line says why it did not.",
+)
 
 
 def worker(
     loglevel: str = typer.Option("info", help="Faust log level."),
+    connect_timeout: float = typer.Option(
+        30.0, "--connect-timeout", min=0.0, help="Seconds to wait for the Kafka cluster."
+    ),
 ) -> None:
     """Start a Faust worker: agents, tables, index replica and the web server (LLMREC_WEB_PORT)."""
     settings = get_settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        asyncio.run(ensure_topics(settings))
+        asyncio.run(ensure_topics(settings, connect_timeout))
     except BrokerError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -73,10 +96,11 @@ async def replay(
     key_by_user: bool = True,
     progress: bool = True,
     total: int | None = None,
+    connect_timeout_s: float = 30.0,
 ) -> tuple[int, int]:
     """Send items (all) then events (at `speed` events/s, 0 = as fast as possible)."""
     names = topic_names(settings)
-    await ensure_topics(settings)
+    await ensure_topics(settings, connect_timeout_s)
     producer = AIOKafkaProducer(
         **client_kwargs(settings), linger_ms=5, max_batch_size=256 * 1024, **DURABLE
     )
@@ -123,21 +147,30 @@ def produce(  # noqa: PLR0917 - one positional per CLI option is typer's style
         True, "--send-events/--no-events", help="Send the timestamp-ordered events."
     ),
     event: str | None = typer.Option(
-        None, help="Send this one JSON event (or item with --to items)."
+        None, help="Send this one JSON event (or item with --to items), checked first."
     ),
-    to: str = typer.Option("events", help="Topic role for --event: events or items."),
+    to: str = typer.Option("events", help="Topic for --event: events or items."),
     unkeyed: bool = typer.Option(False, help="Send events without a key (tests repartitioning)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only check the records; send none."),
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> None:
     """Replay a MovieLens dataset (or contract files: --items and --events) into Kafka, or send
-    one JSON record."""
+    one JSON record.
+
+    Records are checked against the event contract as the worker checks them. A refused
+    --event is not sent: each problem is printed and the exit status is 1. Of contract files,
+    the valid records are sent and the refused ones listed with their line numbers; the exit
+    status is then 1. An unreachable cluster: one line, exit status 2.
+    """
     settings = get_settings()
     if event is not None:
-        asyncio.run(_send_one(settings, to, event))
+        _produce_one(settings, to, event, dry_run=dry_run, connect_timeout_s=connect_timeout)
         return
     all_items: Iterable[dict[str, Any]]
     all_events: Iterable[dict[str, Any]]
+    refused = 0
     if items_file is not None or events_file is not None:
-        all_items, all_events = _contract_records(items_file, events_file)
+        all_items, all_events, refused = _contract_records(items_file, events_file)
         n_all = len(all_events)
     else:
         ds = load_movielens(settings.data_dir, dataset)
@@ -146,16 +179,70 @@ def produce(  # noqa: PLR0917 - one positional per CLI option is typer's style
     it_items = islice(all_items, item_limit) if items else None
     it_events = islice(all_events, limit) if events else None
     total = min(limit or 10**12, n_all)
-    n_items, n_events = asyncio.run(
-        replay(settings, it_items, it_events, speed=speed, key_by_user=not unkeyed, total=total)
-    )
-    console.print(f"sent {n_items} items and {n_events} events to {settings.bootstrap}")
+    if dry_run:
+        n_items, n_events = sum(1 for _ in it_items or ()), sum(1 for _ in it_events or ())
+        console.print(f"would send {n_items} items and {n_events} events (--dry-run)")
+    else:
+        n_items, n_events = asyncio.run(
+            replay(
+                settings,
+                it_items,
+                it_events,
+                speed=speed,
+                key_by_user=not unkeyed,
+                total=total,
+                connect_timeout_s=connect_timeout,
+            )
+        )
+        console.print(f"sent {n_items} items and {n_events} events to {settings.bootstrap}")
+    if refused:
+        console.print(f"[red]refused {refused} records[/] (not sent; the first are listed above)")
+        raise typer.Exit(1)
+
+
+def check_record(settings: Settings, role: str, raw: bytes) -> bytes:
+    """The Kafka key of a record the worker will admit on `role` (events: its user_id, items:
+    its item_id), checked with the worker's own parsers and rules; else InvalidRecordError."""
+    if role == "items":
+        return parse_item(raw).item_id.encode()
+    ev = parse_user_record(raw)  # an event, or a request to forget a user
+    skewed = future_skew(ev.ts, time.time(), settings.max_future_skew_s)  # the worker's rule
+    if skewed is not None:
+        raise InvalidRecordError(skewed)
+    return ev.user_id.encode()
+
+
+def problem_lines(reason: str) -> list[str]:
+    """A refusal's problems one a line: "Event invalid: ts: Field required; …" -> "ts: …", …"""
+    model, sep, problems = reason.partition(" invalid: ")
+    return problems.split("; ") if sep and model.isidentifier() else [reason]
+
+
+def _produce_one(
+    settings: Settings, role: str, text: str, *, dry_run: bool, connect_timeout_s: float
+) -> None:
+    names = topic_names(settings)
+    if role not in {"events", "items"}:
+        raise typer.BadParameter(f"--to is events or items, not {role!r}")
+    raw = text.encode("utf-8", "surrogateescape")
+    try:
+        key = check_record(settings, role, raw)
+    except InvalidRecordError as exc:
+        for line in problem_lines(exc.reason):
+            console.print(f"[red]refused:[/] {escape(line)}", highlight=False)
+        raise typer.Exit(1) from None
+    if dry_run:
+        console.print(f"valid for {names[role]} (--dry-run: not sent)")
+        return
+    asyncio.run(_send_one(settings, names[role], raw, key, connect_timeout_s))
+    console.print(f"sent 1 record to {names[role]} (key {escape(key.decode())})", highlight=False)
 
 
 def _contract_records(
     items_file: Path | None, events_file: Path | None
-) -> tuple[Iterator[dict[str, Any]], list[dict[str, Any]]]:
-    """Valid records of contract files: the catalogue, and the events in stable time order."""
+) -> tuple[Iterator[dict[str, Any]], list[dict[str, Any]], int]:
+    """Valid records of contract files: the catalogue, the events in stable time order, and how
+    many records were refused (listed here)."""
     if items_file is None or events_file is None:
         raise typer.BadParameter("--items and --events go together")
     try:
@@ -169,26 +256,42 @@ def _contract_records(
     events = [
         e.model_dump(mode="json", exclude_none=True) for e in sorted(ds.events, key=lambda e: e.ts)
     ]
-    return items, events
+    return items, events, len(ds.errors)
 
 
-async def _send_one(settings: Settings, role: str, text: str) -> None:
-    names = topic_names(settings)
-    if role not in names:
-        raise typer.BadParameter(f"unknown topic role {role!r}; one of {sorted(names)}")
-    try:
-        doc = orjson.loads(text)
-        key_field = "item_id" if role == "items" else "user_id"
-        key = str(doc.get(key_field, "")).encode() or None if isinstance(doc, dict) else None
-    except orjson.JSONDecodeError:
-        key = None  # sent as is: the worker will dead-letter it
-    await ensure_topics(settings)
+async def _send_one(
+    settings: Settings, topic: str, raw: bytes, key: bytes, connect_timeout_s: float
+) -> None:
+    await ensure_topics(settings, connect_timeout_s)
     producer = AIOKafkaProducer(**client_kwargs(settings), **DURABLE)
     await producer.start()
     try:
-        await producer.send_and_wait(names[role], text.encode(), key=key)
+        await producer.send_and_wait(topic, raw, key=key)
     finally:
         await producer.stop()
+
+
+async def assign_topics(
+    consumer: AIOKafkaConsumer, settings: Settings, topics: Iterable[str], timeout_s: float
+) -> list[TopicPartition]:
+    """Assign every partition of `topics` to a group-less consumer, at once; a topic still
+    unknown after `timeout_s` is one clear BrokerError (a read-only command creates none)."""
+    deadline, wanted = asyncio.get_running_loop().time() + timeout_s, list(topics)
+    while True:
+        cluster = await consumer._client.fetch_all_metadata()  # no public metadata accessor
+        parts = {topic: cluster.partitions_for_topic(topic) for topic in wanted}
+        missing = sorted(topic for topic, ps in parts.items() if not ps)
+        if not missing:
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            raise BrokerError(
+                f"topic {missing[0]} does not exist at {settings.bootstrap}; `llmrec worker` or "
+                "`llmrec produce` creates the pipeline's topics"
+            )
+        await asyncio.sleep(0.2)
+    tps = [TopicPartition(topic, p) for topic, ps in parts.items() for p in sorted(ps or ())]
+    consumer.assign(tps)
+    return tps
 
 
 async def load_titles(settings: Settings, timeout_s: float = 5.0) -> dict[str, str]:
@@ -215,26 +318,40 @@ def format_recommendation(doc: dict[str, Any], titles: dict[str, str], width: in
 
 
 async def _tail(
-    settings: Settings, from_beginning: bool, users: set[str], max_n: int | None
+    settings: Settings,
+    from_beginning: bool,
+    users: set[str],
+    max_n: int | None,
+    *,
+    as_json: bool = False,
+    connect_timeout_s: float = 15.0,
 ) -> int:
-    titles = await load_titles(settings)
+    await probe(settings, connect_timeout_s)
     consumer = AIOKafkaConsumer(
         **client_kwargs(settings),
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
     )
     await consumer.start()
-    await assign_all(consumer, topic_names(settings)["recommendations"])
     out = Console()
     shown = 0
     try:
+        await assign_topics(
+            consumer, settings, [topic_names(settings)["recommendations"]], connect_timeout_s
+        )
+        titles = {} if as_json else await load_titles(settings)
         async for msg in consumer:
-            if msg.value is None:
+            # A tombstone (no value) says the worker forgot the user of its key.
+            doc = None if msg.value is None else orjson.loads(msg.value)
+            user_id = str(doc["user_id"]) if doc else (msg.key or b"").decode("utf-8", "replace")
+            if users and user_id not in users:
                 continue
-            doc = orjson.loads(msg.value)
-            if users and doc.get("user_id") not in users:
-                continue
-            out.print(format_recommendation(doc, titles))
+            if as_json:
+                typer.echo(orjson.dumps(doc or {"user_id": user_id, "deleted": True}).decode())
+            elif doc is None:
+                out.print(f"[bold]user {escape(user_id)}[/]: forgotten")
+            else:
+                out.print(format_recommendation(doc, titles))
             shown += 1
             if max_n is not None and shown >= max_n:
                 break
@@ -247,7 +364,23 @@ def tail(
     from_beginning: bool = typer.Option(False, help="Start at the oldest recommendation."),
     user: list[str] | None = typer.Option(None, help="Only these users (repeatable)."),  # noqa: B008
     max_n: int | None = typer.Option(None, "--max", help="Stop after this many lists."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="One JSON document a line: each list as published; a forgotten user as "
+        '{"user_id": ..., "deleted": true}.',
+    ),
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> None:
-    """Pretty-print the recommendations topic with item titles and reasons."""
+    """Pretty-print the recommendations topic with item titles and reasons (or --json)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_tail(get_settings(), from_beginning, set(user or ()), max_n))
+        asyncio.run(
+            _tail(
+                get_settings(),
+                from_beginning,
+                set(user or ()),
+                max_n,
+                as_json=as_json,
+                connect_timeout_s=connect_timeout,
+            )
+        )

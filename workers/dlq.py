@@ -5,7 +5,8 @@ carries on. The DLQ value is JSON (schema: llmrec/schemas/dead_letter.json).
 
 A record can only cost itself: a value (or key) too large for the document is replaced by its
 first `HEAD_BYTES`, its size and its SHA-256, and `dead_letter` never raises — a DLQ that cannot
-be written is counted and logged, and the stream still carries on.
+be written is counted and logged, and the stream still carries on. `original_bytes` reads a
+value or key back out of a document (for `llmrec dlq replay`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import base64
 import hashlib
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from faust.types import EventT, TopicT
 
 from workers import metrics
+
+if TYPE_CHECKING:  # annotations only: the CLI reads documents back without importing Faust
+    from faust.types import EventT, TopicT
 
 __all__ = [
     "DLQ_MAX_ERROR_CHARS",
@@ -31,6 +35,7 @@ __all__ = [
     "dead_letter_event",
     "dead_letter_failure",
     "dead_letter_record",
+    "original_bytes",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,6 +107,23 @@ def dead_letter_record(
         **_field("value", raw, DLQ_MAX_VALUE_BYTES),
         "failed_at": time.time(),
     }
+
+
+def original_bytes(doc: Mapping[str, Any], name: str = "value") -> bytes | None:
+    """The original value (or key, `name="key"`) a document holds, or None for a null one.
+
+    Raises ValueError when the document kept only the head of it (`<name>_truncated`).
+    """
+    if doc.get(f"{name}_truncated"):
+        raise ValueError(f"the dead letter keeps only the first {HEAD_BYTES:,} bytes of its {name}")
+    encoding, text = doc.get(f"{name}_encoding", "null"), doc.get(name)
+    if encoding == "null" or text is None:
+        return None
+    if encoding == "base64":
+        return base64.b64decode(str(text), validate=True)
+    if encoding == "utf-8":
+        return str(text).encode("utf-8")
+    raise ValueError(f"unknown {name}_encoding {encoding!r}")
 
 
 def _message_key(key: bytes | None, doc: dict[str, Any]) -> bytes | None:

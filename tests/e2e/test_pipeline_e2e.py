@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -9,6 +10,9 @@ import orjson
 import pytest
 
 from tests.e2e.conftest import Pipeline
+from workers.cli_privacy import send_forget
+from workers.kafka_conn import client_kwargs
+from workers.topic_admin import read_to_end
 
 NOW = time.time() - 3600
 
@@ -217,3 +221,41 @@ def test_worker_picks_up_a_published_ranker_without_restart(pipeline: Pipeline) 
         assert rec["model"]["ranker"] == ranker.version
         assert rec["items"]
         assert all(item["reasons"] for item in rec["items"])
+
+
+def test_forgotten_user_leaves_no_state_and_no_list(
+    pipeline: Pipeline, catalogue: list[dict[str, Any]]
+) -> None:
+    user = "forget-me"
+    items = [i["item_id"] for i in catalogue[200:206]]
+    events = [_event(f"fg-{n}", user, item, ts=NOW + n) for n, item in enumerate(items[:4])]
+    pipeline.send_events(events)
+    pipeline.recommendation_for("fg-3")
+    assert pipeline.get(f"/users/{user}/recommendations")[1]["known_user"]
+
+    asyncio.run(send_forget(pipeline.settings, [user]))
+    tombstones = asyncio.run(_records_of(pipeline, pipeline.topics["recommendations"], user))
+    deadline = time.monotonic() + 60
+    while not tombstones or tombstones[-1] is not None:
+        assert time.monotonic() < deadline, f"no tombstone: {tombstones[-3:]} {pipeline.log_tail()}"
+        time.sleep(0.5)
+        tombstones = asyncio.run(_records_of(pipeline, pipeline.topics["recommendations"], user))
+    assert not pipeline.get(f"/users/{user}/recommendations")[1]["known_user"]
+    changelog = f"{pipeline.worker.env['LLMREC_APP_ID']}-user-state-changelog"
+    states = asyncio.run(_records_of(pipeline, changelog, user))
+    assert len(states) >= 2, "the state was written before the forget"
+    assert all(states[:-1])
+    assert states[-1] is None, "the changelog's last word on the user is not a tombstone"
+
+    # A later event starts afresh: its list covers it alone, on a new state.
+    pipeline.send_events([_event("fg-after", user, items[5], ts=NOW + 10)])
+    assert pipeline.recommendation_for("fg-after")["covered_event_ids"] == ["fg-after"]
+    assert pipeline.get(f"/users/{user}/recommendations")[1]["known_user"]
+
+
+async def _records_of(p: Pipeline, topic: str, key: str) -> list[bytes | None]:
+    return [
+        r.value
+        async for r in read_to_end(client_kwargs(p.settings), topic)
+        if r.key == key.encode()
+    ]

@@ -69,7 +69,7 @@ def test_produce_replays_contract_files(
 
     result = CliRunner().invoke(app, ["produce", "--items", str(items), "--events", str(events)])
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the valid records are sent, the bad one refused
     assert "1 line errors" in result.output
     assert "sent 2 items and 4 events" in result.output
     sent_items = asyncio.run(_read(kafka_bootstrap, f"{settings_env}items", 2))

@@ -20,6 +20,7 @@ from llmrec.events import (
     ForgetUser,
     Recommendation,
     RecommendedItem,
+    future_skew,
     parse_event,
     parse_user_record,
 )
@@ -80,11 +81,9 @@ async def _admit(
     except InvalidRecordError as exc:
         await dead_letter_event(topics.events_dlq, event, exc.reason, "invalid")
         return None
-    ahead, skew = ev.ts - time.time(), rt.settings.max_future_skew_s
-    if ahead > skew:
-        # In range for the contract but ahead of this clock: it would be "popular now" forever.
-        reason = f"ts is {ahead:,.0f} s in the future (max_future_skew_s={skew:,.0f})"
-        await dead_letter_event(topics.events_dlq, event, reason, "invalid")
+    skewed = future_skew(ev.ts, time.time(), rt.settings.max_future_skew_s)
+    if skewed is not None:
+        await dead_letter_event(topics.events_dlq, event, skewed, "invalid")
         return None
     if not keyed_by_user and msg.key != ev.user_id.encode():
         metrics.REROUTED.inc()
