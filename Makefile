@@ -53,14 +53,15 @@ lint: $(STAMP) ## ruff lint and format check
 typecheck: $(STAMP) ## mypy (strict on llmrec/)
 	$(BIN)/mypy
 
-deploy-check: $(STAMP) $(DEPLOY_TOOLS) ## check deploy/: alerts (promtool), compose and k8s schemas, dashboard, Dockerfile
-	$(BIN)/python -m pytest tests/deploy
+deploy-check: $(STAMP) $(DEPLOY_TOOLS) ## check deploy/: alerts (promtool), compose and k8s schemas, dashboard, Dockerfile (no broker)
+	$(BIN)/python -m pytest tests/deploy -m "not kafka"
 
 unit: $(STAMP) ## fast unit tests only (no broker)
 	$(BIN)/python -m pytest tests/unit
 
-integration: $(STAMP) $(KAFKA_JARS) model ## broker and end-to-end tests
+integration: $(STAMP) $(KAFKA_JARS) $(DEPLOY_TOOLS) model ## broker and end-to-end tests, Prometheus scraping a live worker
 	$(BIN)/python -m pytest tests/integration tests/e2e
+	$(BIN)/python -m pytest tests/deploy -m kafka
 
 bench-encoder: $(STAMP) model ## encoder throughput: PyTorch vs ORT fp32/opt/int8
 	$(BIN)/llmrec bench encoder

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the checkers of deploy/ into build/tools (tests/deploy uses them; `make test` runs this):
-#   build/tools/bin/promtool    Prometheus's promtool, from Debian's `prometheus` package,
+#   build/tools/bin/promtool    Prometheus's promtool and server (build/tools/bin/prometheus,
+#                               for the live scrape test), from Debian's `prometheus` package,
 #                               downloaded with `apt-get download` and unpacked with `dpkg-deb -x`
 #                               (no root needed, nothing installed system-wide);
 #   build/tools/compose_spec.json  the Compose Specification's JSON Schema as the PyPI package
@@ -12,13 +13,15 @@ set -euo pipefail
 TOOLS=${TOOLS:-build/tools}
 PYTHON=${PYTHON:-.venv/bin/python}
 PROMTOOL=$TOOLS/bin/promtool
+PROMETHEUS=$TOOLS/bin/prometheus
 COMPOSE_SCHEMA=$TOOLS/compose_spec.json
 COMPOSE_WHEEL_SHA256=8d5589373b35c8d3b1c8c1182c6e4a4ff14bffa3dd0b605fcd08f73c94cef809
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-if ! { [ -x "$PROMTOOL" ] && "$PROMTOOL" --version >/dev/null 2>&1; }; then
+if ! { [ -x "$PROMTOOL" ] && "$PROMTOOL" --version >/dev/null 2>&1 \
+  && [ -x "$PROMETHEUS" ] && "$PROMETHEUS" --version >/dev/null 2>&1; }; then
   for tool in apt-get dpkg-deb; do
     command -v "$tool" >/dev/null || {
       echo "$tool is needed to fetch promtool (or put a promtool binary at $PROMTOOL)" >&2
@@ -33,6 +36,7 @@ if ! { [ -x "$PROMTOOL" ] && "$PROMTOOL" --version >/dev/null 2>&1; }; then
   dpkg-deb -x "$work"/prometheus_*.deb "$work/prometheus"
   mkdir -p "$(dirname "$PROMTOOL")"
   install -m 0755 "$work/prometheus/usr/bin/promtool" "$PROMTOOL"
+  install -m 0755 "$work/prometheus/usr/bin/prometheus" "$PROMETHEUS"
   "$PROMTOOL" --version 2>&1 | head -n 1
 fi
 

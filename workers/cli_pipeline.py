@@ -72,7 +72,7 @@ def worker(
 
     import workers.agents
     import workers.web  # noqa: F401 - registers the views
-    from workers import gcwatch, logsafety
+    from workers import gcwatch, logjson, logsafety
     from workers.app import app
 
     class SafeLogWorker(Worker):
@@ -81,6 +81,7 @@ def worker(
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
             logsafety.install(logger)
+            logjson.apply(logger, settings.log_format)
 
     log.info("worker %s on %s, web :%d", settings.app_id, settings.bootstrap, settings.web_port)
     gcwatch.install()

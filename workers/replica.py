@@ -217,7 +217,7 @@ class TopicReplica:
                         tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()
                     }
                 self._polled()
-                metrics.LAG.labels(topic=self.topic).set(self.lag())
+                metrics.REPLICA_LAG.labels(topic=self.topic).set(self.lag())
         finally:
             self._consumer = None
             await consumer.stop()
@@ -246,6 +246,8 @@ class IndexReplica(TopicReplica):
         self._snapshot_dir = snapshot_dir
         self._on_change = on_change
         self._saved: dict[int, int] = dict(self._next)
+        self.newest_ts = 0.0
+        """Kafka time (Unix s) of the newest record applied since start: the index's freshness."""
 
     def _polled(self) -> None:
         metrics.INDEX_ITEMS.set(len(self.index))
@@ -322,3 +324,7 @@ class IndexReplica(TopicReplica):
                 self.titles[item_id] = r.title
         if added or deleted:
             await self._on_change(added, deleted)
+        newest = max((r.timestamp for r in records if r.timestamp is not None), default=None)
+        if newest is not None:
+            self.newest_ts = max(self.newest_ts, newest / 1000.0)
+            metrics.INDEX_UPDATED.set(self.newest_ts)

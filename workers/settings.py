@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     # assignment for routing): http(s)://host:port. None: http://<web_host>:<web_port>, which
     # is unreachable from elsewhere when web_host is a bind-all or container-local address.
     web_advertised_url: str | None = None
+    # "json": the worker logs one JSON object a line (ts, level, logger, message; exc with a
+    # traceback), for log collectors; "text": Faust's human-readable lines.
+    log_format: Literal["text", "json"] = "text"
     store: str = "rocksdb"  # rocksdb (rocksdict) or memory
     encoder_variant: str = "int8"
     # A version folder under the model root (e.g. `r2-op18-ft-…` from `llmrec tune-encoder`);

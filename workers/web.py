@@ -1,6 +1,8 @@
 """Ops and read endpoints on the Faust web server (port: `Settings.web_port`).
 
 /health    broker reachable, index loaded, lag (200 when healthy, 503 otherwise)
+/livez     the process and its event loop answer (200; needs no broker)
+/readyz    /health's verdict alone: 200 when it would answer 200, else 503
 /metrics   Prometheus text format
 /users/{user_id}/recommendations   routed to the worker that owns the user's partition
 /items/{item_id}/similar           any worker (each holds the full index)
@@ -12,7 +14,8 @@ With LLMREC_WEB_TOKEN set, every request to this web server (these views, Faust'
 unknown path) needs `Authorization: Bearer <token>`, else 401 (`require_token`, a middleware
 of Faust's aiohttp application). Routed requests keep it: Faust's router forwards the request's
 headers to the owner, which checks the token again. LLMREC_WEB_TOKEN_EXEMPT_HEALTH opens
-/health alone, answering only `{"status": ...}` to a request without the token.
+the probes (/health, /livez, /readyz) alone; /health answers only `{"status": ...}` to a
+request without the token, and /livez and /readyz never say more.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from faust.web import Request, Response, View
 
 from llmrec.events import MAX_ID_CHARS
 from llmrec.privacy import pseudonymise
-from workers import metrics, topics
+from workers import consumer_lag, metrics, topics
 from workers.agents.runtime import Runtime
 from workers.app import app
 from workers.settings import get_settings
@@ -41,8 +44,10 @@ __all__ = [
     "check_id",
     "health",
     "item_similar",
+    "livez",
     "parse_k",
     "prometheus",
+    "readyz",
     "require_token",
     "user_recommendations",
 ]
@@ -50,6 +55,8 @@ __all__ = [
 K_MAX = 200
 """Largest list a request may ask for: the upper bound of `Settings.recommend_k`."""
 SIMILAR_K = 10
+PROBES = frozenset({"/health", "/livez", "/readyz"})
+"""The paths LLMREC_WEB_TOKEN_EXEMPT_HEALTH opens to a request without the token."""
 
 
 def parse_k(raw: str | None, default: int) -> int:
@@ -96,10 +103,10 @@ def _unauthorized(error: str, *, invalid: bool) -> aioweb.Response:
 @aioweb.middleware
 async def require_token(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
     """Refuse (401) a request without `Authorization: Bearer <LLMREC_WEB_TOKEN>`; a no-op
-    when no token is set. /health passes when LLMREC_WEB_TOKEN_EXEMPT_HEALTH is set."""
+    when no token is set. The probes (`PROBES`) pass when LLMREC_WEB_TOKEN_EXEMPT_HEALTH is set."""
     settings = get_settings()
     token = settings.web_token
-    if token is None or (settings.web_token_exempt_health and request.path == "/health"):
+    if token is None or (settings.web_token_exempt_health and request.path in PROBES):
         return await handler(request)
     header = request.headers.get("Authorization")
     if header is None:
@@ -127,20 +134,39 @@ def _shows_details(request: Request) -> bool:
 
 
 def _consumer_lag() -> dict[str, int]:
-    """Records behind the highwater per topic, over this worker's assigned partitions."""
-    consumer = app.consumer
+    """Records behind the high-water mark per input topic, over this worker's partitions
+    (`workers.consumer_lag`, which also sets the per-partition gauge)."""
     lag: dict[str, int] = {}
-    for tp in consumer.assignment():
-        committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]  # no public accessor
-        try:
-            high = consumer.highwater(tp)
-        except Exception:  # no highwater yet for a just-assigned partition: skip it
-            continue
-        if high is None:
-            continue
-        behind = max(0, int(high) - int(committed or 0))
-        lag[tp.topic] = lag.get(tp.topic, 0) + behind
+    for tp, n in consumer_lag.refresh().items():
+        lag[tp.topic] = lag.get(tp.topic, 0) + n
     return lag
+
+
+def _ready(rt: Runtime) -> tuple[bool, bool]:
+    """(broker answered in the last 2 s, both replicas caught up): ready when both."""
+    return rt.replica.broker_ok(), rt.replica.caught_up.is_set() and (
+        rt.stats_replica.caught_up.is_set()
+    )
+
+
+@app.page("/livez")
+async def livez(web: View, request: Request) -> Response:
+    """Alive: this coroutine ran, so the event loop is turning (a blocked loop never answers,
+    and the probe's timeout fails it). No broker or replica is asked: an outage of theirs is
+    not cured by a restart."""
+    return web.json({"status": "alive"})
+
+
+@app.page("/readyz")
+async def readyz(web: View, request: Request) -> Response:
+    """Ready for traffic by /health's criteria (200), else 503; the body is the status alone."""
+    rt = Runtime.current
+    if rt is None or not hasattr(rt, "stats_replica"):
+        return web.json({"status": "starting"}, status=503)
+    broker_ok, loaded = _ready(rt)
+    if broker_ok and loaded:
+        return web.json({"status": "ready"})
+    return web.json({"status": "not ready"}, status=503)
 
 
 @app.page("/health")
@@ -150,11 +176,8 @@ async def health(web: View, request: Request) -> Response:
         return web.json({"status": "starting"}, status=503)
     replica = rt.replica
     lag = _consumer_lag()
-    for topic, n in lag.items():
-        metrics.LAG.labels(topic=topic).set(n)
-    broker_ok = replica.broker_ok()  # a metadata answer in the last 2 s
+    broker_ok, loaded = _ready(rt)  # a metadata answer in the last 2 s; replicas caught up
     stats = rt.stats_replica
-    loaded = replica.caught_up.is_set() and stats.caught_up.is_set()
     doc: dict[str, Any] = {
         "status": "ok" if broker_ok and loaded else "degraded",
         "broker_reachable": broker_ok,
@@ -176,8 +199,7 @@ async def health(web: View, request: Request) -> Response:
 
 @app.page("/metrics")
 async def prometheus(web: View, request: Request) -> Response:
-    for topic, n in _consumer_lag().items():
-        metrics.LAG.labels(topic=topic).set(n)
+    _consumer_lag()  # sets llmrec_consumer_lag{topic,partition}: in memory, no broker request
     return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
 

@@ -33,3 +33,9 @@ def compose_schema(deploy_tools: Path) -> dict[str, Any]:
     """The Compose Specification's JSON Schema."""
     schema: dict[str, Any] = json.loads((deploy_tools / "compose_spec.json").read_text())
     return schema
+
+
+@pytest.fixture(scope="session")
+def prometheus_server(deploy_tools: Path) -> Path:
+    """Prometheus's server binary (Debian's build), for the live scrape test."""
+    return deploy_tools / "bin" / "prometheus"

@@ -6,8 +6,13 @@ import re
 
 from workers.metrics import REGISTRY
 
-# prometheus_client serves a counter `x` as `x_total` and a histogram as `x_bucket/_sum/_count`.
-_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+# prometheus_client serves a counter `x` as `x_total`, a histogram as `x_bucket/_sum/_count`
+# and an info `x` as `x_info`.
+_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "info": ("_info",),
+}
 # The names llmrec's deploy files query: its own and the process collector's.
 _NAME = re.compile(r"\b(?:llmrec|process)_[a-z0-9_]+\b")
 

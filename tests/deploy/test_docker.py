@@ -76,7 +76,7 @@ def test_runtime_user_is_not_root_and_health_is_checked() -> None:
     assert users
     assert users[-1].split(":")[0] not in {"root", "0"}
     (health,) = [a for i, a in runtime if i == "HEALTHCHECK"]
-    assert "/health" in health
+    assert "/readyz" in health
     assert runtime[-1][0] in {"CMD", "ENTRYPOINT"}
     assert [i for i, _ in runtime].index("USER") < len(runtime) - 1
 

@@ -113,8 +113,8 @@ def test_probes_scraping_and_selectors(
 ) -> None:
     sts = resources["StatefulSet", "llmrec"]
     pod = sts["spec"]["template"]
-    assert worker["readinessProbe"]["httpGet"]["path"] == "/health"
-    assert "livenessProbe" in worker
+    assert worker["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert worker["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     port = resources["ConfigMap", "llmrec"]["data"]["LLMREC_WEB_PORT"]
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == port

@@ -179,6 +179,8 @@ def test_the_token_check_guards_every_route_of_the_worker_web_server() -> None:
     paths = {r.resource.canonical for r in web_app.router.routes() if r.resource is not None}
     assert {
         "/health",
+        "/livez",
+        "/readyz",
         "/metrics",
         "/users/{user_id}/recommendations",
         "/items/{item_id}/similar",
@@ -191,6 +193,8 @@ class _Server:
     def __init__(self) -> None:
         views = {
             "/health": web.health,
+            "/livez": web.livez,
+            "/readyz": web.readyz,
             "/metrics": web.prometheus,
             "/users/{user_id}/recommendations": web.user_recommendations,
             "/items/{item_id}/similar": web.item_similar,
@@ -224,6 +228,8 @@ class _Server:
 # Answered by the views without a running worker: 400 on a bad k, 503 "starting" on /health.
 GUARDED = [
     ("/health", 503),
+    ("/livez", 200),
+    ("/readyz", 503),
     ("/users/u1/recommendations?k=0", 400),
     ("/items/i1/similar?k=0", 400),
     ("/table/user-state/u1", 404),  # an unknown path (a Faust page turned off) is guarded too
@@ -263,11 +269,11 @@ async def test_metrics_need_the_token_too(monkeypatch: pytest.MonkeyPatch) -> No
             assert b"llmrec_" in await resp.read()  # Prometheus text, not JSON
 
 
-def _fake_runtime() -> SimpleNamespace:
+def _fake_runtime(*, broker: bool = True) -> SimpleNamespace:
     caught_up = asyncio.Event()
     caught_up.set()
     replica = SimpleNamespace(
-        broker_ok=lambda: True, caught_up=caught_up, index=[1, 2, 3], lag=lambda: 0, failures=0
+        broker_ok=lambda: broker, caught_up=caught_up, index=[1, 2, 3], lag=lambda: 0, failures=0
     )
     stats = SimpleNamespace(caught_up=caught_up, lag=lambda: 0, failures=0)
     model = SimpleNamespace(model_dump=lambda: {"encoder": "e", "variant": "v", "version": "1"})
@@ -287,6 +293,51 @@ async def test_an_exempt_health_answers_its_status_alone_without_the_token(
         code, _, full = await server.get("/health", token=TOKEN)
         assert (code, full["status"], full["index_items"]) == (200, "ok", 3)
         assert (await server.get("/metrics"))[0] == 401  # the exemption is /health's alone
+
+
+async def test_livez_answers_without_a_runtime_or_a_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(web.Runtime, "current", None)
+    async with _Server() as server:
+        assert (await server.get("/livez"))[::2] == (200, {"status": "alive"})
+    monkeypatch.setattr(web.Runtime, "current", _fake_runtime(broker=False))
+    async with _Server() as server:
+        assert (await server.get("/livez"))[0] == 200
+        assert (await server.get("/readyz"))[::2] == (503, {"status": "not ready"})
+
+
+@pytest.mark.parametrize(
+    ("runtime", "broker", "caught_up", "status"),
+    [
+        (False, True, True, (503, {"status": "starting"})),
+        (True, False, True, (503, {"status": "not ready"})),
+        (True, True, False, (503, {"status": "not ready"})),
+        (True, True, True, (200, {"status": "ready"})),
+    ],
+)
+async def test_readyz_answers_200_exactly_when_health_does(
+    monkeypatch: pytest.MonkeyPatch, runtime: bool, broker: bool, caught_up: bool, status: Any
+) -> None:
+    rt = _fake_runtime(broker=broker) if runtime else None
+    if rt is not None and not caught_up:
+        rt.stats_replica.caught_up = asyncio.Event()
+    monkeypatch.setattr(web.Runtime, "current", rt)
+    monkeypatch.setattr(web, "_consumer_lag", dict)
+    async with _Server() as server:
+        assert (await server.get("/readyz"))[::2] == status
+        assert (await server.get("/health"))[0] == status[0]
+
+
+async def test_the_health_exemption_opens_livez_and_readyz_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _with_token(monkeypatch, web_token_exempt_health=True)
+    monkeypatch.setattr(web.Runtime, "current", _fake_runtime())
+    async with _Server() as server:
+        assert (await server.get("/livez"))[::2] == (200, {"status": "alive"})
+        assert (await server.get("/readyz"))[::2] == (200, {"status": "ready"})
+        assert (await server.get("/items/i1/similar?k=0"))[0] == 401
 
 
 async def test_health_is_guarded_like_every_view_unless_exempted(

@@ -8,6 +8,7 @@ caught up with `item-vectors`) before they apply user events.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import time
 from pathlib import Path
@@ -56,6 +57,14 @@ def load_text_encoder(settings: Settings) -> tuple[TextEncoder, ModelInfo]:
     )
 
 
+def _llmrec_version() -> str:
+    """The installed llmrec distribution's version ("unknown" when run from a bare tree)."""
+    try:
+        return importlib.metadata.version("llmrec")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 @app.service
 class Runtime(mode.Service):
     """Holds the per-process pieces the agents and views call into."""
@@ -100,6 +109,9 @@ class Runtime(mode.Service):
         s = self.settings
         started = time.perf_counter()
         self.encoder, self.model = load_text_encoder(s)
+        metrics.set_build_info(
+            _llmrec_version(), self.model.encoder, self.model.variant, self.model.version
+        )
         snap_dir = s.state_dir / "index"
         snapshot = IndexReplica.load_snapshot(snap_dir)
         offsets: dict[int, int] = {}
