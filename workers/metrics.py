@@ -34,6 +34,7 @@ __all__ = [
     "LOOP_RESTARTS",
     "PARKED",
     "PARK_HOPS",
+    "REBALANCES",
     "RECS_OUT",
     "REGISTRY",
     "REPLICA_LAG",
@@ -111,6 +112,11 @@ LAG = Gauge(
     "high-water mark, by partition assigned to this worker (changelogs and Faust's own topics "
     "excluded).",
     ["topic", "partition"],
+    registry=REGISTRY,
+)
+REBALANCES = Counter(
+    "llmrec_rebalances",
+    "Consumer-group rebalances this worker has taken part in (Faust's rebalancing count).",
     registry=REGISTRY,
 )
 REPLICA_LAG = Gauge(

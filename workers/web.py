@@ -142,6 +142,18 @@ def _consumer_lag() -> dict[str, int]:
     return lag
 
 
+_rebalances_seen = 0
+
+
+def _count_rebalances() -> None:
+    """Brings `llmrec_rebalances_total` up to Faust's own count (`app.rebalancing_count`)."""
+    global _rebalances_seen  # noqa: PLW0603 - the count already exported, one per process
+    now = int(getattr(app, "rebalancing_count", 0))
+    if now > _rebalances_seen:
+        metrics.REBALANCES.inc(now - _rebalances_seen)
+        _rebalances_seen = now
+
+
 def _ready(rt: Runtime) -> tuple[bool, bool]:
     """(broker answered in the last 2 s, both replicas caught up): ready when both."""
     return rt.replica.broker_ok(), rt.replica.caught_up.is_set() and (
@@ -200,6 +212,7 @@ async def health(web: View, request: Request) -> Response:
 @app.page("/metrics")
 async def prometheus(web: View, request: Request) -> Response:
     _consumer_lag()  # sets llmrec_consumer_lag{topic,partition}: in memory, no broker request
+    _count_rebalances()
     return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
 
