@@ -25,11 +25,11 @@ from rich.markup import escape
 
 from llmrec.data.contract import iter_lines
 from llmrec.exceptions import InvalidRecordError
-from workers.cli_pipeline import CONNECT_TIMEOUT, assign_topics, check_record, problem_lines
+from workers.cli_pipeline import CONNECT_TIMEOUT, check_record, problem_lines
 from workers.dlq import original_bytes
 from workers.kafka_conn import DURABLE, client_kwargs, probe
 from workers.settings import Settings, get_settings
-from workers.topic_admin import topic_names
+from workers.topic_admin import assign_all, topic_names
 
 __all__ = ["DeadLetter", "Selection", "app", "read_dead_letters", "replay", "tail"]
 
@@ -129,7 +129,7 @@ async def read_dead_letters(
     await consumer.start()
     try:
         names = topic_names(settings)
-        tps = await assign_topics(consumer, settings, [names[r] for r in roles], timeout_s)
+        tps = await assign_all(consumer, *(names[r] for r in roles), timeout_s=timeout_s)
         end = await consumer.end_offsets(tps)
         while follow or [tp for tp in tps if await consumer.position(tp) < end[tp]]:
             for records in (await consumer.getmany(timeout_ms=200, max_records=1000)).values():

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import typer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
@@ -30,11 +30,10 @@ from llmrec.exceptions import BrokerError, DatasetError, InvalidRecordError
 from workers.cli_data import print_errors
 from workers.kafka_conn import DURABLE, client_kwargs, probe
 from workers.settings import Settings, get_settings
-from workers.topic_admin import ensure_topics, read_to_end, topic_names
+from workers.topic_admin import assign_all, ensure_topics, read_to_end, topic_names
 
 __all__ = [
     "CONNECT_TIMEOUT",
-    "assign_topics",
     "check_record",
     "problem_lines",
     "produce",
@@ -272,29 +271,6 @@ async def _send_one(
         await producer.stop()
 
 
-async def assign_topics(
-    consumer: AIOKafkaConsumer, settings: Settings, topics: Iterable[str], timeout_s: float
-) -> list[TopicPartition]:
-    """Assign every partition of `topics` to a group-less consumer, at once; a topic still
-    unknown after `timeout_s` is one clear BrokerError (a read-only command creates none)."""
-    deadline, wanted = asyncio.get_running_loop().time() + timeout_s, list(topics)
-    while True:
-        cluster = await consumer._client.fetch_all_metadata()  # no public metadata accessor
-        parts = {topic: cluster.partitions_for_topic(topic) for topic in wanted}
-        missing = sorted(topic for topic, ps in parts.items() if not ps)
-        if not missing:
-            break
-        if asyncio.get_running_loop().time() > deadline:
-            raise BrokerError(
-                f"topic {missing[0]} does not exist at {settings.bootstrap}; `llmrec worker` or "
-                "`llmrec produce` creates the pipeline's topics"
-            )
-        await asyncio.sleep(0.2)
-    tps = [TopicPartition(topic, p) for topic, ps in parts.items() for p in sorted(ps or ())]
-    consumer.assign(tps)
-    return tps
-
-
 async def load_titles(settings: Settings, timeout_s: float = 5.0) -> dict[str, str]:
     """Titles of the catalogue, read from the compacted `items` topic."""
     titles: dict[str, str] = {}
@@ -337,8 +313,8 @@ async def _tail(
     out = Console()
     shown = 0
     try:
-        await assign_topics(
-            consumer, settings, [topic_names(settings)["recommendations"]], connect_timeout_s
+        await assign_all(
+            consumer, topic_names(settings)["recommendations"], timeout_s=connect_timeout_s
         )
         titles = {} if as_json else await load_titles(settings)
         async for msg in consumer:

@@ -167,20 +167,27 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], deadli
 
 
 async def assign_all(
-    consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 30.0
+    consumer: AIOKafkaConsumer, *topics: str, timeout_s: float = 30.0
 ) -> list[TopicPartition]:
-    """Manually assign every partition of `topic` to a group-less consumer (waits for it)."""
+    """Manually assign every partition of `topics` to a group-less consumer, in one call (one
+    assignment per topic would reset the positions of the topics assigned before). Waits for
+    the topics; one still unknown after `timeout_s` is a BrokerError (nothing is created)."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         cluster = await consumer._client.fetch_all_metadata()  # no public per-topic refresh
-        parts = cluster.partitions_for_topic(topic)
-        if parts:
-            tps = [TopicPartition(topic, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            return tps
+        parts = {topic: cluster.partitions_for_topic(topic) for topic in topics}
+        missing = sorted(topic for topic, ps in parts.items() if not ps)
+        if not missing:
+            break
         if asyncio.get_running_loop().time() > deadline:
-            raise ConnectionError(f"topic {topic} not found on {consumer._client.hosts}")
+            raise BrokerError(
+                f"topic {missing[0]} does not exist at {consumer._client._bootstrap_servers}; "
+                "`llmrec worker` or `llmrec produce` creates the pipeline's topics"
+            )
         await asyncio.sleep(0.2)
+    tps = [TopicPartition(topic, p) for topic, ps in parts.items() for p in sorted(ps or ())]
+    consumer.assign(tps)
+    return tps
 
 
 async def read_to_end(
