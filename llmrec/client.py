@@ -29,6 +29,7 @@ from llmrec.events import (
     parse_event,
     parse_item,
     parse_user_record,
+    validation_problems,
 )
 from llmrec.exceptions import InvalidRecordError, LlmrecError
 
@@ -250,7 +251,40 @@ def _aiokafka() -> Any:
     return aiokafka
 
 
-class Producer:
+class _KafkaClient:
+    """One aiokafka client (`_new_client`), started by `start` or `async with`; `stop` closes
+    it (a producer sends what it buffered first)."""
+
+    _client: Any = None
+
+    def _new_client(self) -> Any:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        if self._client is None:
+            client = self._new_client()
+            await client.start()
+            self._client = client
+
+    async def stop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class Producer(_KafkaClient):
     """Sends contract records to `<topic_prefix>events` and `<topic_prefix>items`.
 
     Every record is validated first (InvalidRecordError, nothing sent) and keyed as the workers
@@ -274,31 +308,9 @@ class Producer:
             "acks": "all",
             "enable_idempotence": True,
         }
-        self._producer: Any = None
 
-    async def start(self) -> None:
-        if self._producer is None:
-            producer = _aiokafka().AIOKafkaProducer(**self._config)
-            await producer.start()
-            self._producer = producer
-
-    async def stop(self) -> None:
-        """Send what is buffered, then close."""
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    def _new_client(self) -> Any:
+        return _aiokafka().AIOKafkaProducer(**self._config)
 
     async def send_event(self, doc: Mapping[str, Any]) -> None:
         """Send one `events` record (an Event or a ForgetUser), keyed by its user_id; returns
@@ -314,13 +326,13 @@ class Producer:
         await self._send(self.items_topic, record.item_id, raw)
 
     async def flush(self) -> None:
-        if self._producer is not None:
-            await self._producer.flush()
+        if self._client is not None:
+            await self._client.flush()
 
     async def _send(self, topic: str, key: str, raw: bytes) -> None:
-        if self._producer is None:
+        if self._client is None:
             raise ClientError("the producer is not started: use `async with Producer(...)`")
-        await self._producer.send_and_wait(topic, raw, key=key.encode("utf-8"))
+        await self._client.send_and_wait(topic, raw, key=key.encode("utf-8"))
 
 
 # -- recommendations reader -----------------------------------------------------------------------
@@ -333,7 +345,7 @@ class Forgotten:
     user_id: str
 
 
-class Recommendations:
+class Recommendations(_KafkaClient):
     """The lists published on `<topic_prefix>recommendations`, as `Recommendation` objects.
 
     Reads every partition without a consumer group (nothing is committed), from the newest
@@ -364,38 +376,17 @@ class Recommendations:
             "enable_auto_commit": False,
             "auto_offset_reset": start,
         }
-        self._consumer: Any = None
 
-    async def start(self) -> None:
-        if self._consumer is None:
-            consumer = _aiokafka().AIOKafkaConsumer(self.topic, **self._config)
-            await consumer.start()
-            self._consumer = consumer
-
-    async def stop(self) -> None:
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    def _new_client(self) -> Any:
+        return _aiokafka().AIOKafkaConsumer(self.topic, **self._config)
 
     def __aiter__(self) -> AsyncIterator[Recommendation | Forgotten]:
         return self._records()
 
     async def _records(self) -> AsyncIterator[Recommendation | Forgotten]:
-        if self._consumer is None:
+        if self._client is None:
             raise ClientError("not started: use `async with Recommendations(...)`")
-        async for msg in self._consumer:
+        async for msg in self._client:
             out = self._decode(msg)
             if out is not None and (self.users is None or out.user_id in self.users):
                 yield out
@@ -408,10 +399,7 @@ class Recommendations:
             return Recommendation.model_validate_json(msg.value)
         except ValidationError as exc:
             self.skipped += 1
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '<record>'}: {e['msg']}"
-                for e in exc.errors(include_url=False, include_input=False)[:5]
-            )
+            problems = validation_problems(exc)
             log.warning(
                 "skipped a record that is not a recommendation list at %s[%d]@%d: %s",
                 msg.topic,

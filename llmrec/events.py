@@ -58,6 +58,7 @@ __all__ = [
     "parse_event",
     "parse_item",
     "parse_user_record",
+    "validation_problems",
 ]
 
 MAX_RECORD_BYTES = 128 * 1024
@@ -286,10 +287,10 @@ def _validate(model: type[T], data: dict[str, Any]) -> T:
         return model.model_validate(data)
     except ValidationError as exc:
         # from None: the pydantic error carries the input values; a logged traceback must not.
-        raise InvalidRecordError(f"{model.__name__} invalid: {_problems(exc)}") from None
+        raise InvalidRecordError(f"{model.__name__} invalid: {validation_problems(exc)}") from None
 
 
-def _problems(exc: ValidationError) -> str:
+def validation_problems(exc: ValidationError) -> str:
     """Where and what, for at most `_MAX_PROBLEMS` errors: never the offending values."""
     errors = exc.errors(include_url=False, include_context=False, include_input=False)
     shown = [f"{_where(e['loc'])}: {e['msg']}" for e in errors[:_MAX_PROBLEMS]]

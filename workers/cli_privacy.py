@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
+from typing import Any
 
-import orjson
 import typer
-from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
-from llmrec.events import ForgetUser
-from workers.kafka_conn import DURABLE, client_kwargs
+from llmrec import client
+from workers.kafka_conn import client_kwargs
 from workers.settings import Settings, get_settings
 from workers.topic_admin import ensure_topics, topic_names
 
@@ -21,23 +18,17 @@ __all__ = ["forget", "send_forget"]
 console = Console(stderr=True, soft_wrap=True)
 
 
-async def send_forget(settings: Settings, user_ids: list[str]) -> list[ForgetUser]:
-    """Send one ForgetUser per user to `events`, keyed by the user: it is applied after every
-    event of the user sent before it (same partition)."""
+async def send_forget(settings: Settings, user_ids: list[str]) -> list[dict[str, Any]]:
+    """Send one ForgetUser per user to `events`, keyed by the user (`llmrec.client`): it is
+    applied after every event of the user sent before it (same partition)."""
     await ensure_topics(settings)
-    records = [
-        ForgetUser(type="forget", event_id=f"forget-{uuid.uuid4()}", user_id=u, ts=time.time())
-        for u in user_ids
-    ]
-    producer = AIOKafkaProducer(**client_kwargs(settings), **DURABLE)
-    await producer.start()
-    try:
-        topic = topic_names(settings)["events"]
+    records = [client.forget(u) for u in user_ids]
+    kafka = client_kwargs(settings)
+    async with client.Producer(
+        kafka.pop("bootstrap_servers"), topic_prefix=settings.topic_prefix, **kafka
+    ) as producer:
         for rec in records:
-            value = orjson.dumps(rec.model_dump(mode="json"))
-            await producer.send_and_wait(topic, value, key=rec.user_id.encode())
-    finally:
-        await producer.stop()
+            await producer.send_event(rec)
     return records
 
 
