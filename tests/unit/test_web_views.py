@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -97,6 +98,23 @@ def test_faust_pages_are_off_by_default_and_on_when_asked() -> None:
     }
 
 
+@contextlib.asynccontextmanager
+async def _owner(peer: aioweb.Application, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """`peer` served on a free port as the owner every user is routed to (`app.router`)."""
+    runner = aioweb.AppRunner(peer)
+    await runner.setup()
+    site = aioweb.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    monkeypatch.setattr(app.router, "key_store", lambda table, key: URL(f"http://127.0.0.1:{port}"))
+    try:
+        yield
+    finally:
+        await app.http_client.close()
+        app.http_client = None
+        await runner.cleanup()
+
+
 async def test_recommendations_reach_the_owning_worker_with_the_router_page_off(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -110,19 +128,9 @@ async def test_recommendations_reach_the_owning_worker_with_the_router_page_off(
 
     peer = aioweb.Application()
     peer.router.add_get("/users/{user_id}/recommendations", owner)
-    runner = aioweb.AppRunner(peer)
-    await runner.setup()
-    site = aioweb.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setattr(app.router, "key_store", lambda table, key: URL(f"http://127.0.0.1:{port}"))
-    try:
+    async with _owner(peer, monkeypatch):
         request = _request("/users/u1/recommendations", {"k": "5"}, {"user_id": "u1"})
         response = await web.user_recommendations(app, app.web).get(request, user_id="u1")
-    finally:
-        await app.http_client.close()
-        app.http_client = None
-        await runner.cleanup()
     assert response.status == 200
     assert orjson.loads(response.body) == {"from": "owner"}
     assert seen == ["/users/u1/recommendations?k=5"]
@@ -364,23 +372,13 @@ async def test_a_routed_request_carries_the_token_to_the_owner(
 
     peer = aioweb.Application(middlewares=[web.require_token])
     peer.router.add_get("/users/{user_id}/recommendations", owner)
-    runner = aioweb.AppRunner(peer)
-    await runner.setup()
-    site = aioweb.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setattr(app.router, "key_store", lambda table, key: URL(f"http://127.0.0.1:{port}"))
     view = web.user_recommendations(app, app.web)
-    try:
+    async with _owner(peer, monkeypatch):
         ids = {"user_id": "u1"}
         good = {"Authorization": f"Bearer {TOKEN}"}
         routed = await view.get(_request("/users/u1/recommendations", {}, ids, good), **ids)
         bad = {"Authorization": "Bearer wrong-token-of-some-length"}
         refused = await view.get(_request("/users/u1/recommendations", {}, ids, bad), **ids)
-    finally:
-        await app.http_client.close()
-        app.http_client = None
-        await runner.cleanup()
     assert (routed.status, orjson.loads(routed.body)) == (200, {"from": "owner"})
     assert seen == [f"Bearer {TOKEN}"]  # the refused one never reached the owner's handler
     assert refused.status == 401
