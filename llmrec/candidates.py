@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from llmrec.types import Vectors
 
-__all__ = ["SOURCES", "Candidates", "RetrievalConfig", "fuse", "relevant_new"]
+__all__ = ["SOURCES", "Candidates", "RetrievalConfig", "Sources", "fuse", "relevant_new"]
 
 SOURCES: tuple[str, ...] = ("topic", "session", "covisit", "popular", "new")
 """Retrieval sources, in the column order of `Candidates.proposed`."""
@@ -42,6 +42,21 @@ class RetrievalConfig:
     negatives_engage: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The recent item that co-visitation proposed each candidate from."""
+
+    recent: tuple[str, ...]
+    """The user's recent items, oldest first."""
+    at: npt.NDArray[np.int64]
+    """Per candidate row, its source's position in `recent` (-1: not proposed by one)."""
+
+    def __getitem__(self, row: int) -> str:
+        """The source item of candidate `row`, "" if none."""
+        pos = int(self.at[row])
+        return self.recent[pos] if pos >= 0 else ""
+
+
 @dataclass(slots=True)
 class Candidates:
     """One user's candidates (rows) with each source's unweighted feature, ready to fuse."""
@@ -56,7 +71,7 @@ class Candidates:
     popular: npt.NDArray[np.float64]
     new: npt.NDArray[np.float64]
     session: float
-    sources: list[str]
+    sources: Sources
     """Per row, the recent item that co-visitation proposed it from ("" if none)."""
     proposed: npt.NDArray[np.float32]
     """(rows x SOURCES) flags: which retrieval sources proposed each row."""

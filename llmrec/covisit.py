@@ -170,12 +170,29 @@ class CoVisitation:
                 self._arrays[key] = cached
         return cached
 
+    @property
+    def names(self) -> Sequence[str]:
+        """Item id of each key `top_keys` returns (the graph's interned ids; read, never change)."""
+        return self._names
+
     def top(self, recent: Sequence[tuple[str, float]], k: int) -> list[tuple[str, float, str]]:
         """The `k` best of `score(recent)` as (item, score, main source), best first.
 
         Same numbers and order as sorting `score`'s items by descending score (ties keep first
         appearance), computed with arrays: sums accumulate in the same order, so bit for bit.
         """
+        keys, scores, src = self.top_keys(recent, k)
+        names = self._names
+        return [
+            (names[c], score, recent[pos][0])
+            for c, score, pos in zip(keys.tolist(), scores.tolist(), src.tolist(), strict=True)
+        ]
+
+    def top_keys(
+        self, recent: Sequence[tuple[str, float]], k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """`top` as arrays: each item's key (its id is `names[key]`), its score, and the
+        position in `recent` of its main source."""
         alpha = self.config.normalise_alpha
         nbr_keys, counts, used, lefts, weights, sizes = [], [], [], [], [], []
         for pos, (src, w) in enumerate(recent):
@@ -190,12 +207,15 @@ class CoVisitation:
                 weights.append(w)
                 sizes.append(nbr.size)
         if not nbr_keys or k <= 0:
-            return []
+            return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
         key = np.concatenate(nbr_keys)
         # elementwise w * (c / (left * right)): the same float operations as `score`
         contrib = np.repeat(weights, sizes) * (
             np.concatenate(counts) / (np.repeat(lefts, sizes) * self._right[key])
         )
+        if len(used) == 1:  # one list: its keys are distinct, each sum is its one term
+            best = np.argsort(-contrib, kind="stable")[:k]
+            return key[best], contrib[best], np.full(len(best), used[0], dtype=np.int64)
         n, size = len(self._names), key.size
         total = np.bincount(key, weights=contrib, minlength=n)  # adds in appearance order
         first = np.full(n, size)
@@ -210,13 +230,8 @@ class CoVisitation:
         appearance = present[np.argsort(first[present])]
         chosen = appearance[np.argsort(-total[appearance], kind="stable")[:k]]
         src_pos = np.repeat(used, sizes)[first_max[chosen]]
-        names = self._names
-        return [
-            (names[c], score, recent[pos][0])
-            for c, score, pos in zip(
-                chosen.tolist(), total[chosen].tolist(), src_pos.tolist(), strict=True
-            )
-        ]
+        scores = total[chosen].astype(np.float64, copy=False)
+        return chosen.astype(np.int64), scores, src_pos.astype(np.int64)
 
     def neighbours(self, item_id: str, k: int | None = None) -> list[tuple[str, float]]:
         """Neighbours of `item_id` by normalised similarity, best first."""

@@ -3,9 +3,10 @@
 Every user's interest-topic and session vectors go to the item index in one hnswlib call per
 result size (users with the same number of recent items to skip share one); the candidates are
 then assembled, de-duplicated and filtered as integer label arrays (seen and disliked items by
-their id hashes), and their features computed with numpy over those arrays. Item ids appear at
-the edges: the co-visitation graph and the popularity prior are keyed by id, and so are the
-candidates handed to the ranker and the explanations.
+their id hashes), and their features computed with numpy over those arrays. The co-visitation
+graph's candidates come as its integer keys, mapped to index labels by one array (`KeyLabels`).
+Item ids appear at the edges: the popularity prior is keyed by id, and so are the candidates
+handed to the ranker and the explanations.
 
 The order of a user's candidates is their order of first appearance across the sources
 (popular, new, co-visited, after the last item, then index hits by topic and by session): the
@@ -20,13 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from llmrec.candidates import SOURCES, Candidates, RetrievalConfig
+from llmrec.candidates import SOURCES, Candidates, RetrievalConfig, Sources
 from llmrec.covisit import CoVisitation
 from llmrec.index import ItemIndex, Labels
 from llmrec.interests import UserState
 from llmrec.types import Vectors
 
-__all__ = ["Shared", "gather"]
+__all__ = ["KeyLabels", "Shared", "gather"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,29 @@ class Shared:
 
     popular: Mapping[str, float]
     new: Sequence[str]
+
+
+class KeyLabels:
+    """The index label of each co-visitation key (-1 where the index lacks the item), so the
+    graph's candidates reach the index without an id looked up per candidate. Built again when
+    the index changes (`ItemIndex.version`) or either is replaced; extended as the graph
+    interns new items."""
+
+    def __init__(self) -> None:
+        self._of: tuple[ItemIndex, int, CoVisitation] | None = None
+        self._labels: Labels = np.zeros(0, dtype=np.int64)
+
+    def __call__(self, index: ItemIndex, covisit: CoVisitation) -> Labels:
+        names, version = covisit.names, index.version  # the version first: a write after it
+        # makes the next call rebuild
+        of = self._of
+        if of is None or of[0] is not index or of[1] != version or of[2] is not covisit:
+            self._of = (index, version, covisit)
+            self._labels = index.labels(names)
+        elif len(self._labels) < len(names):
+            fresh = index.labels(names[len(self._labels) :])
+            self._labels = np.concatenate([self._labels, fresh])
+        return self._labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +72,7 @@ class _Batch:
     r: RetrievalConfig
     pop_labels: Labels
     new_labels: Labels
+    key_labels: Labels
 
 
 @dataclass(slots=True)
@@ -64,9 +89,11 @@ def gather(
     shared: Shared,
     r: RetrievalConfig,
     users: Sequence[tuple[UserState, Collection[str]]],
+    *,
+    key_labels: KeyLabels | None = None,
 ) -> list[Candidates | None]:
     """Each (state, excluded ids) user's candidates with their unweighted features; None for
-    a user left with none."""
+    a user left with none. `key_labels` is the caller's cache, kept across calls."""
     found = _search(index, r, users)
     batch = _Batch(
         index,
@@ -75,6 +102,7 @@ def gather(
         r,
         index.labels(list(shared.popular)),
         index.labels(list(shared.new)),
+        (key_labels or KeyLabels())(index, covisit),
     )
     return [
         _assemble(batch, st, exclude, hits)
@@ -154,14 +182,11 @@ def _assemble(
     recent = [
         (i, w * r.recent_decay ** (n_recent - 1 - pos)) for pos, (i, w) in enumerate(st.recent)
     ]
-    covisited = {
-        item_id: (score, src) for item_id, score, src in covisit.top(recent, r.covisit_k + n_recent)
-    }
+    cov_keys, cov_scores, cov_from = covisit.top_keys(recent, r.covisit_k + n_recent)
     # Neighbours of the last liked item alone: the "what comes next" signal, for the ranker.
     last = [(i, 1.0) for i, w in st.recent[-1:] if w > 0]
-    after_last = {i: s for i, s, _ in covisit.top(last, r.covisit_k)} if last else {}
-    cov_labels = index.labels(list(covisited))
-    last_labels = index.labels(list(after_last))
+    last_keys, last_scores, _ = covisit.top_keys(last, r.covisit_k)
+    cov_labels, last_labels = b.key_labels[cov_keys], b.key_labels[last_keys]
     topic_labels = np.asarray(found.by_topic, dtype=np.int64)
     session_labels = np.asarray(found.by_session, dtype=np.int64)
     listed = np.concatenate(
@@ -179,20 +204,17 @@ def _assemble(
     on_pop, on_new, on_cov = at.of(pop_labels), at.of(new_labels), at.of(cov_labels)
     pop = at.column(on_pop, np.fromiter(shared.popular.values(), np.float64, len(pop_labels)))
     is_new = at.column(on_new, 1.0)
-    cov_scores = np.fromiter((s for s, _ in covisited.values()), np.float64, len(cov_labels))
     cov = at.column(on_cov, cov_scores)
-    sources = [""] * len(ids)
-    for row, ok, (_, src) in zip(*(x.tolist() for x in on_cov), covisited.values(), strict=True):
-        if ok:
-            sources[row] = src
+    source_at = np.full(len(ids), -1, dtype=np.int64)
+    source_at[on_cov[0][on_cov[1]]] = cov_from[on_cov[1]]
     last_col = np.zeros(len(ids))
-    if after_last:
-        scores = np.fromiter(after_last.values(), np.float64, len(last_labels))
-        last_col = at.column(at.of(last_labels), scores / scores.max())
+    if len(last_scores):
+        last_col = at.column(at.of(last_labels), last_scores / last_scores.max())
     proposed = np.zeros((len(ids), len(SOURCES)), dtype=np.float32)
     for j, placed in enumerate((at.of(topic_labels), at.of(session_labels), on_cov, on_pop)):
         proposed[:, j] = at.column(placed, 1.0)
     proposed[:, SOURCES.index("new")] = is_new
+    sources = Sources(tuple(i for i, _ in recent), source_at)
     return _features(
         st, ids, vecs, pop=pop, is_new=is_new, cov=cov, sources=sources, last=last_col,
         proposed=proposed,
@@ -207,7 +229,7 @@ def _features(
     pop: npt.NDArray[np.float64],
     is_new: npt.NDArray[np.float64],
     cov: npt.NDArray[np.float64],
-    sources: list[str],
+    sources: Sources,
     last: npt.NDArray[np.float64],
     proposed: npt.NDArray[np.float32],
 ) -> Candidates:

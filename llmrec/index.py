@@ -80,9 +80,11 @@ class ItemIndex:
         # id_hash of each label's item: what users' seen/disliked lists hold, compared as arrays
         self._hash = np.zeros(self.config.initial_capacity, dtype=np.int64)
         self._alive = np.zeros(self.config.initial_capacity, dtype=bool)  # label held now
+        self._ids = np.zeros(self.config.initial_capacity, dtype=object)  # id by label, in bulk
         self._label_of: dict[str, int] = {}
         self._id_of: dict[int, str] = {}
         self._next_label = 0
+        self._version = 0  # bumped by every write: labels cached elsewhere are checked by it
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -91,6 +93,11 @@ class ItemIndex:
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._label_of
+
+    @property
+    def version(self) -> int:
+        """Changes whenever an id gains, changes or loses its label (any upsert or delete)."""
+        return self._version
 
     @property
     def capacity(self) -> int:
@@ -132,8 +139,7 @@ class ItemIndex:
         vectors, in one consistent read."""
         with self._lock:
             live = labels[self._alive[labels]]
-            id_of = self._id_of
-            return live, [id_of[lb] for lb in live.tolist()], self._matrix[live]
+            return live, self._ids[live].tolist(), self._matrix[live]
 
     def nearest(self, queries: Vectors, want: int) -> list[list[int]]:
         """For each query row, the labels of its `want` nearest items (fewer when the index
@@ -213,7 +219,9 @@ class ItemIndex:
                 self._label_of[item_id] = label
                 self._id_of[label] = item_id
             self._hash[labels] = [id_hash(i) for i in item_ids]
+            self._ids[labels] = item_ids
             self._alive[labels] = True
+            self._version += 1
 
     def delete(self, item_id: str) -> bool:
         """Remove `item_id`; False when it was not there."""
@@ -223,6 +231,7 @@ class ItemIndex:
                 return False
             del self._id_of[label]
             self._alive[label] = False
+            self._version += 1
             self._graph.mark_deleted(label)
             return True
 
@@ -248,7 +257,9 @@ class ItemIndex:
             hashes[: self._hash.shape[0]] = self._hash
             alive = np.zeros(grown.shape[0], dtype=bool)
             alive[: self._alive.shape[0]] = self._alive
-            self._hash, self._alive = hashes, alive
+            ids = np.zeros(grown.shape[0], dtype=object)
+            ids[: self._ids.shape[0]] = self._ids
+            self._hash, self._alive, self._ids = hashes, alive, ids
         norms = np.linalg.norm(data, axis=1, keepdims=True)
         self._matrix[np.asarray(labels, dtype=np.int64)] = data / np.maximum(norms, 1e-12)
 
@@ -349,9 +360,12 @@ class ItemIndex:
         index._matrix = np.zeros((max(index._next_label, 1), index.dim), dtype=np.float32)
         index._hash = np.zeros(index._matrix.shape[0], dtype=np.int64)
         index._alive = np.zeros(index._matrix.shape[0], dtype=bool)
+        index._ids = np.zeros(index._matrix.shape[0], dtype=object)
         if labels:  # one bulk read at load time rebuilds the dense copy
             index._store(labels, np.asarray(index._graph.get_items(labels), dtype=np.float32))
-            index._hash[labels] = [id_hash(index._id_of[lb]) for lb in labels]
+            ids = [index._id_of[lb] for lb in labels]
+            index._hash[labels] = [id_hash(i) for i in ids]
+            index._ids[labels] = ids
             index._alive[labels] = True
         return index, meta
 

@@ -36,15 +36,14 @@ def mmr(scores: Sequence[float], vectors: Vectors, k: int, lam: float) -> list[i
     if lam >= 1.0:
         return [int(i) for i in np.argsort(-rel, kind="stable")[:k]]
     vecs = np.asarray(vectors, dtype=np.float32)
-    max_sim = np.full(n, -np.inf)
+    relevance, penalty = lam * rel, 1.0 - lam
+    max_sim = np.zeros(n)  # cosine to the closest pick so far (float64); none yet: no penalty
     chosen: list[int] = []
-    available = np.ones(n, dtype=bool)
-    for _ in range(min(k, n)):
-        redundancy = np.where(np.isfinite(max_sim), max_sim, 0.0)
-        gain = lam * rel - (1.0 - lam) * redundancy
-        gain[~available] = -np.inf
+    for step in range(min(k, n)):
+        gain = relevance - penalty * max_sim if chosen else relevance.copy()
+        gain[chosen] = -np.inf
         best = int(np.argmax(gain))
         chosen.append(best)
-        available[best] = False
-        max_sim = np.maximum(max_sim, vecs @ vecs[best])
+        sims = vecs @ vecs[best]
+        max_sim = sims.astype(np.float64) if step == 0 else np.maximum(max_sim, sims)
     return chosen

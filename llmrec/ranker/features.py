@@ -121,4 +121,7 @@ def feature_matrix(
         *(c.proposed[:, j] for j in range(len(SOURCES))),
     ]
     assert len(cols) == len(FEATURES)
-    return np.column_stack([np.asarray(col, dtype=np.float32) for col in cols])
+    out = np.empty((n, len(FEATURES)), dtype=np.float32)
+    for j, col in enumerate(cols):
+        out[:, j] = col  # cast to float32 as the ranker reads it
+    return out

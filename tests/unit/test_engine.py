@@ -126,6 +126,32 @@ def test_covisitation_drives_because_you_watched(engine: Engine) -> None:
     assert "because you watched Pasta!" in top.reasons
 
 
+def test_covisited_items_follow_the_index_as_it_changes(engine: Engine) -> None:
+    """Co-visited candidates reach the index through a cached key -> label map: an item the
+    index drops leaves the candidates, and comes back under its new label when re-added."""
+    for u in range(5):
+        st = engine.observe(None, _ev(10 * u, "c-pasta").model_copy(update={"user_id": f"o{u}"}))
+        engine.observe(st, _ev(10 * u + 1, "s-nebula").model_copy(update={"user_id": f"o{u}"}))
+    state = _feed(engine, [_ev(100, "c-pasta")])
+
+    def covisited() -> dict[str, str]:
+        _, c = engine.candidates(state, 1e6 + 200)
+        assert c is not None
+        return {i: c.sources[n] for n, i in enumerate(c.ids) if c.covisit[n] > 0}
+
+    assert covisited() == {"s-nebula": "c-pasta"}
+    vec = engine.index.vectors(["s-nebula"])
+    engine.index.delete("s-nebula")
+    assert covisited() == {}
+    engine.index.upsert(["s-fresh"], vec)  # takes the deleted item's slot
+    engine.index.upsert(["s-nebula"], vec)
+    assert covisited() == {"s-nebula": "c-pasta"}
+    _, c = engine.candidates(state, 1e6 + 200)
+    assert c is not None
+    assert "s-fresh" in c.ids
+    assert c.covisit[c.ids.index("s-fresh")] == 0
+
+
 def test_review_sentiment_from_text_and_rating() -> None:
     enc = HashingEncoder(64)
     scorer = SentimentScorer(enc)

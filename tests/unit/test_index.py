@@ -304,3 +304,17 @@ def test_the_same_items_build_the_same_graph() -> None:
         index.upsert(ids, data)
         answers.append(index.nearest(queries, 100))
     assert answers[0] == answers[1] == answers[2]
+
+
+def test_version_moves_with_every_write_and_ids_follow_reused_slots() -> None:
+    index = ItemIndex(2, IndexConfig(initial_capacity=2))
+    v0 = index.version
+    index.upsert(["a", "b"], np.array([[1, 0], [0, 1]], dtype=np.float32))
+    v1 = index.version
+    index.delete("a")
+    v2 = index.version
+    index.upsert(["c", "d", "e"], np.array([[1, 1], [1, 0], [0, 1]], dtype=np.float32))
+    assert len({v0, v1, index.version, v2}) == 4
+    labels = index.labels(["b", "c", "d", "e"])
+    _, ids, _ = index.resolve(labels)
+    assert ids == ["b", "c", "d", "e"]

@@ -168,3 +168,24 @@ def test_batched_scoring_matches_one_user_at_a_time() -> None:
     assert c is not None
     x = feature_matrix(st, c, engine.items, 2e6)
     assert x.shape == (len(c.ids), len(FEATURES))
+
+
+def test_compiled_scores_are_lightgbms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lleaves' machine code scores as LightGBM does (NaN routed alike), and a ranker whose
+    model cannot be compiled still scores, through LightGBM."""
+    ranker = fit_ranker(_synthetic_groups(200, 0), _synthetic_groups(50, 1), fit=FAST)
+    assert ranker.compiled is not None
+    x = np.concatenate([g.x for g in _synthetic_groups(20, 4)])
+    x[np.random.default_rng(0).random(x.shape) < 0.2] = np.nan
+    by_lightgbm = ranker.booster.predict(x[:, ranker.columns], num_threads=1)
+    np.testing.assert_allclose(ranker.score(x), by_lightgbm, rtol=0, atol=1e-12)
+
+    import lleaves
+
+    def refuse(self: Any) -> None:
+        raise RuntimeError("no LLVM here")
+
+    monkeypatch.setattr(lleaves.Model, "compile", refuse)
+    plain = Ranker(ranker.booster, ranker.manifest)
+    assert plain.compiled is None
+    np.testing.assert_array_equal(plain.score(x), by_lightgbm)
