@@ -137,9 +137,14 @@ class ItemStats:
         """Row of each id, -1 when the stream never mentioned it."""
         return np.fromiter(map(self._row.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
 
+    def review_counts(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """How many reviews each of `rows` has (0 where the stream never mentioned it)."""
+        counts: npt.NDArray[np.int64] = np.where(rows >= 0, self._text_n[np.maximum(rows, 0)], 0)
+        return counts
+
     def crowd_vectors(self, rows: npt.NDArray[np.int64]) -> tuple[Vectors, npt.NDArray[np.int64]]:
         """Unit crowd-text vectors of `rows` (zero rows where no review) and review counts."""
-        n = np.where(rows >= 0, self._text_n[np.maximum(rows, 0)], 0)
+        n = self.review_counts(rows)
         out = np.zeros((len(rows), self.dim), dtype=np.float32)
         reviewed = np.flatnonzero(n > 0)  # most candidates have no review: normalise only these
         if len(reviewed):

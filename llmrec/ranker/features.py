@@ -86,12 +86,12 @@ def feature_matrix(
     else:
         topic_best, topic_share, topic_weighted = nan, nan, nan
     rows = stats.rows(c.ids)
-    crowd, n_reviews = stats.crowd_vectors(rows)
     if st.review is not None:
+        crowd, n_reviews = stats.crowd_vectors(rows)
         vs_crowd = np.where(n_reviews > 0, crowd @ st.review, np.nan)
         vs_item = c.vecs @ st.review
-    else:
-        vs_crowd, vs_item = nan, nan
+    else:  # no crowd vectors gathered for a user who never wrote a review
+        n_reviews, vs_crowd, vs_item = stats.review_counts(rows), nan, nan
     first = stats.first_seen(rows)
     age = np.log1p(np.maximum(now - first, 0.0) / _DAY)  # NaN stays NaN
     cols = [

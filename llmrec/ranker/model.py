@@ -72,6 +72,7 @@ class Ranker:
         self.booster = booster
         self.manifest = manifest
         self.columns = np.array([FEATURES.index(f) for f in names], dtype=np.int64)
+        self._all_columns = self.columns.tolist() == list(range(len(FEATURES)))
         self.compiled = _compile(booster)
 
     @property
@@ -82,7 +83,7 @@ class Ranker:
         """Scores of the rows of a full (rows x FEATURES) matrix; higher ranks first."""
         if x.shape[0] == 0:
             return np.zeros(0)
-        cols = x[:, self.columns]
+        cols = x if self._all_columns else x[:, self.columns]
         # One thread: the batches are small and thread start-up would cost more than it saves.
         if self.compiled is not None:
             return np.asarray(self.compiled.predict(cols.astype(np.float64), n_jobs=1))
