@@ -4,7 +4,8 @@ Builds the engine on a built-in dataset, trains a ranker on its stream (or loads
 the stream so users have real states, then ranks the candidates of many different users
 (interleaved: every list in a batch is another user's) in batches of 1..256 users. Each batch
 is timed three ways in the same run: gathering candidates, the fusion's scoring (the peer), and
-the ranker's features + one LightGBM call. Prints the figures and writes JSON.
+the ranker's features + one call of the model (compiled by lleaves where it can be). Prints
+the figures and writes JSON.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def bench_ranker(
         None, help="JSON output [default: <LLMREC_HOME>/bench-results/ranker.json]."
     ),
 ) -> None:
-    """Time the ranker (features + LightGBM) per candidate and per list, batches of users."""
+    """Time the ranker (features + one model call) per candidate and per list, batches of users."""
     settings = get_settings()
     out = out or settings.bench_dir / "ranker.json"
     (ds,) = resolve_datasets(console, dataset, None, None, name=None, data_dir=settings.data_dir)
