@@ -80,9 +80,8 @@ class ItemIndex:
         # id_hash of each label's item: what users' seen/disliked lists hold, compared as arrays
         self._hash = np.zeros(self.config.initial_capacity, dtype=np.int64)
         self._alive = np.zeros(self.config.initial_capacity, dtype=bool)  # label held now
-        self._ids = np.zeros(self.config.initial_capacity, dtype=object)  # id by label, in bulk
+        self._ids = np.zeros(self.config.initial_capacity, dtype=object)  # id of each label
         self._label_of: dict[str, int] = {}
-        self._id_of: dict[int, str] = {}
         self._next_label = 0
         self._version = 0  # bumped by every write: labels cached elsewhere are checked by it
 
@@ -171,7 +170,7 @@ class ItemIndex:
                 return []
             labels, dists = self._knn(query, want)
             hits = [
-                (self._id_of[int(lb)], 1.0 - float(d)) for lb, d in zip(labels, dists, strict=True)
+                (self._ids[int(lb)], 1.0 - float(d)) for lb, d in zip(labels, dists, strict=True)
             ]
         return [(i, s) for i, s in hits if i not in exclude][:k]
 
@@ -217,7 +216,6 @@ class ItemIndex:
             self._store(labels, data)
             for item_id, label in zip(item_ids, labels, strict=True):
                 self._label_of[item_id] = label
-                self._id_of[label] = item_id
             self._hash[labels] = [id_hash(i) for i in item_ids]
             self._ids[labels] = item_ids
             self._alive[labels] = True
@@ -229,7 +227,6 @@ class ItemIndex:
             label = self._label_of.pop(item_id, None)
             if label is None:
                 return False
-            del self._id_of[label]
             self._alive[label] = False
             self._version += 1
             self._graph.mark_deleted(label)
@@ -343,11 +340,11 @@ class ItemIndex:
     def _restore(cls, directory: Path, doc: dict[str, Any]) -> tuple[ItemIndex, dict[str, Any]]:
         index = cls(int(doc["dim"]), IndexConfig(**doc["config"]))
         index._label_of = {str(k): int(v) for k, v in doc["ids"].items()}
-        index._id_of = {v: k for k, v in index._label_of.items()}
+        id_of = {v: k for k, v in index._label_of.items()}
         index._next_label = int(doc["next_label"])
         meta = dict(doc["meta"])
-        labels = list(index._id_of)
-        if len(index._id_of) != len(index._label_of) or not all(
+        labels = list(id_of)
+        if len(id_of) != len(index._label_of) or not all(
             0 <= lb < index._next_label for lb in labels
         ):
             raise ValueError("id map has repeated or out-of-range labels")
@@ -363,7 +360,7 @@ class ItemIndex:
         index._ids = np.zeros(index._matrix.shape[0], dtype=object)
         if labels:  # one bulk read at load time rebuilds the dense copy
             index._store(labels, np.asarray(index._graph.get_items(labels), dtype=np.float32))
-            ids = [index._id_of[lb] for lb in labels]
+            ids = [id_of[lb] for lb in labels]
             index._hash[labels] = [id_hash(i) for i in ids]
             index._ids[labels] = ids
             index._alive[labels] = True
