@@ -40,7 +40,7 @@ def mmr(scores: Sequence[float], vectors: Vectors, k: int, lam: float) -> list[i
     max_sim = np.zeros(n)  # cosine to the closest pick so far (float64); none yet: no penalty
     chosen: list[int] = []
     for step in range(min(k, n)):
-        gain = relevance - penalty * max_sim if chosen else relevance.copy()
+        gain = relevance - penalty * max_sim
         gain[chosen] = -np.inf
         best = int(np.argmax(gain))
         chosen.append(best)
