@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from llmrec.interests import UserState
 from tests.e2e.conftest import Pipeline
-from tests.e2e.helpers import HASHING, chaos_catalogue, collect, metric, wait_indexed
+from tests.e2e.helpers import HASHING, chaos_catalogue, collect, metric, start_indexed, wait_indexed
 from workers.kafka_conn import client_kwargs
 from workers.kafka_local import free_port
 from workers.topic_admin import read_to_end
@@ -117,9 +117,7 @@ def test_kill_9_under_load_loses_nothing_and_applies_each_event_once(
     # be delivered again, which is what the event-id memory must absorb.
     p = make_pipeline({"LLMREC_COMMIT_INTERVAL_S": "5"})
     catalogue = chaos_catalogue(200)
-    p.send_items(catalogue)
-    p.start()
-    wait_indexed(p, len(catalogue))
+    start_indexed(p, catalogue)
     events = _events([i["item_id"] for i in catalogue])
     producer = threading.Thread(
         target=_produce, args=(p.settings.bootstrap, p.topics["events"], events, RATE)
@@ -166,9 +164,7 @@ def test_kill_9_under_load_loses_nothing_and_applies_each_event_once(
 def test_parked_events_survive_a_crash(make_pipeline: Callable[..., Pipeline]) -> None:
     p = make_pipeline({**HASHING, "LLMREC_PARK_TIMEOUT_S": "300"})
     catalogue = chaos_catalogue(40)
-    p.send_items(catalogue)
-    p.start()
-    wait_indexed(p, len(catalogue))
+    start_indexed(p, catalogue)
     early = [
         {"event_id": f"early-{k}", "type": "view", "user_id": f"fan-{k}", "item_id": "late-1",
          "ts": NOW + k}

@@ -13,7 +13,7 @@ import pytest
 
 from llmrec.shared_stats import StatsUpdate
 from tests.e2e.conftest import Pipeline
-from tests.e2e.helpers import HASHING, chaos_catalogue, collect, metric, wait_indexed
+from tests.e2e.helpers import HASHING, chaos_catalogue, collect, metric, start_indexed
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kafka, pytest.mark.slow]
 
@@ -89,9 +89,7 @@ def test_flood_of_malformed_records_costs_only_themselves(
 ) -> None:
     p = make_pipeline(HASHING)
     catalogue = chaos_catalogue()
-    p.send_items(catalogue)
-    p.start()
-    wait_indexed(p, len(catalogue))
+    start_indexed(p, catalogue)
 
     valid = _valid(1_000, [i["item_id"] for i in catalogue])
     bad = _bad_events(10_000)

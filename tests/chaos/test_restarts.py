@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Pipeline
-from tests.e2e.helpers import HASHING, chaos_catalogue, wait_indexed
+from tests.e2e.helpers import HASHING, chaos_catalogue, start_indexed, wait_indexed
 from workers.kafka_local import BrokerConfig, LocalBroker, free_port
 from workers.settings import Settings
 
@@ -53,9 +53,7 @@ def test_broker_kill_9_and_restart_heals_the_worker(
 ) -> None:
     p = make_pipeline(HASHING, bootstrap=own_broker.config.bootstrap)
     catalogue = chaos_catalogue(30)
-    p.send_items(catalogue)
-    p.start()
-    wait_indexed(p, len(catalogue))
+    start_indexed(p, catalogue)
     errors_before = _error_lines(p.worker.log_path.read_text(errors="replace"))
 
     pid = own_broker.pid()
@@ -90,9 +88,7 @@ def test_damaged_snapshot_is_discarded_and_rebuilt(
 ) -> None:
     p = make_pipeline(HASHING)
     catalogue = chaos_catalogue(60)
-    p.send_items(catalogue)
-    p.start()
-    wait_indexed(p, len(catalogue))
+    start_indexed(p, catalogue)
     p.send_events(
         [
             {"event_id": f"pop-{k}", "type": "purchase", "user_id": f"buyer-{k}",

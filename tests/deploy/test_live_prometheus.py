@@ -19,7 +19,7 @@ import yaml
 
 from tests.deploy import DEPLOY
 from tests.e2e.conftest import Pipeline
-from tests.e2e.helpers import HASHING, chaos_catalogue, wait_indexed
+from tests.e2e.helpers import HASHING, chaos_catalogue, start_indexed
 from workers.kafka_local import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka, pytest.mark.e2e]
@@ -59,10 +59,8 @@ def worker(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Pipeline]:
         HASHING,
     )  # fmt: skip
     items = chaos_catalogue(30)
-    p.send_items(items)
-    p.start()
     try:
-        wait_indexed(p, len(items))
+        start_indexed(p, items)
         yield p
     finally:
         p.stop()

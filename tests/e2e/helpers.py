@@ -16,7 +16,7 @@ from workers.kafka_conn import client_kwargs
 from workers.topic_admin import assign_all
 from workers.worker_proc import WorkerProcess
 
-__all__ = ["HASHING", "chaos_catalogue", "collect", "metric", "wait_indexed"]
+__all__ = ["HASHING", "chaos_catalogue", "collect", "metric", "start_indexed", "wait_indexed"]
 
 HASHING = {"LLMREC_ENCODER_BACKEND": "hashing"}
 
@@ -40,6 +40,13 @@ def wait_indexed(p: Pipeline, n: int, timeout: float = 120.0) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"catalogue not indexed: {p.health()} {p.log_tail()}")
         time.sleep(0.3)
+
+
+def start_indexed(p: Pipeline, catalogue: list[dict[str, Any]]) -> None:
+    """Send `catalogue` to the items topic, start the worker, and wait until it indexed all."""
+    p.send_items(catalogue)
+    p.start()
+    wait_indexed(p, len(catalogue))
 
 
 def collect(

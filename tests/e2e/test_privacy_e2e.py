@@ -10,7 +10,7 @@ import pytest
 
 from llmrec.privacy import pseudonymise
 from tests.e2e.conftest import Pipeline
-from tests.e2e.helpers import HASHING, chaos_catalogue, wait_indexed
+from tests.e2e.helpers import HASHING, chaos_catalogue, start_indexed
 from workers.cli_privacy import send_forget
 from workers.kafka_conn import client_kwargs
 from workers.topic_admin import read_to_end
@@ -27,9 +27,7 @@ async def _keys(p: Pipeline, topic: str) -> list[tuple[bytes | None, bytes | Non
 def test_raw_user_ids_never_reach_state_or_lists(make_pipeline: Callable[..., Pipeline]) -> None:
     p = make_pipeline({**HASHING, "LLMREC_USER_ID_KEY": KEY})
     catalogue = chaos_catalogue(40)
-    p.send_items(catalogue)
-    p.start()
-    wait_indexed(p, len(catalogue))
+    start_indexed(p, catalogue)
     user = "alice@example.com"
     alias = pseudonymise(user, KEY.encode())
     now = time.time() - 60

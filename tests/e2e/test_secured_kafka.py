@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from llmrec.exceptions import BrokerError
 from tests.e2e.conftest import Pipeline
-from tests.e2e.helpers import HASHING, chaos_catalogue, wait_indexed
+from tests.e2e.helpers import HASHING, chaos_catalogue, start_indexed
 from workers import kafka_conn
 from workers.kafka_local import BrokerConfig, LocalBroker, SecureListener, free_port
 from workers.kafka_tls import LocalTls, make_local_tls
@@ -134,10 +134,8 @@ def test_worker_serves_recommendations_through_sasl_ssl(secured: Secured, tmp_pa
         {**secured.env(), **HASHING},
     )  # fmt: skip
     catalogue = chaos_catalogue(60)
-    p.send_items(catalogue)
-    p.start()
     try:
-        wait_indexed(p, len(catalogue))
+        start_indexed(p, catalogue)
         events = [
             {"event_id": f"sec-{n}", "type": "purchase", "user_id": "secure-user",
              "item_id": f"c{n * 6}", "rating": 5.0, "ts": time.time() - 60 + n}
