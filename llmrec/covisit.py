@@ -161,11 +161,9 @@ class CoVisitation:
         cached = self._arrays.get(key)
         if cached is None:
             _, nbr, cnt = self._lists.get(key, _EMPTY)
-            # fromiter, not frombuffer: a buffer export would make a concurrent append fail
-            cached = (
-                np.fromiter(nbr, dtype=np.int64, count=len(nbr)),
-                np.fromiter(cnt, dtype=np.float64, count=len(cnt)),
-            )
+            # copies (np.array), never views (frombuffer): a buffer still exported would make
+            # a later append fail; the export lasts one C call, under the GIL
+            cached = (np.array(nbr, dtype=np.int64), np.array(cnt, dtype=np.float64))
             if key >= 0:
                 self._arrays[key] = cached
         return cached

@@ -33,7 +33,7 @@ from llmrec.itemstats import ItemStats
 from llmrec.popularity import DecayedPopularity, PopularityConfig
 from llmrec.ranker.features import feature_matrix
 from llmrec.ranker.model import Ranker
-from llmrec.rerank import RerankConfig, mmr
+from llmrec.rerank import RerankConfig, mmr_batch
 from llmrec.sentiment import SentimentScorer, rating_sentiment
 from llmrec.shared_stats import ItemStatsRecord, StatsUpdate
 from llmrec.stats_snapshot import StatsPart, check, pack, unpack
@@ -407,16 +407,17 @@ class Engine:
         k: int,
     ) -> list[list[RecommendedItem]]:
         """Each user's final `k` (best by score, diversified by MMR), explained."""
-        out: list[list[RecommendedItem]] = []
-        for (st, c, _), score in zip(gathered, scores, strict=True):
-            if c is None or score is None:
-                out.append([])
-                continue
-            recs = explain(
-                st, c, self.order(c, score, k), score,
-                index=self.index, stats=self.items, title=self.title,
-            )  # fmt: skip
-            out.append(recs)
+        ranked = [
+            (n, st, c, score)
+            for n, ((st, c, _), score) in enumerate(zip(gathered, scores, strict=True))
+            if c is not None and score is not None
+        ]
+        orders = self.orders([(c, score) for _, _, c, score in ranked], k)
+        out: list[list[RecommendedItem]] = [[] for _ in gathered]
+        for (n, st, c, score), order in zip(ranked, orders, strict=True):
+            out[n] = explain(
+                st, c, order, score, index=self.index, stats=self.items, title=self.title
+            )
         return out
 
     def score_batch(
@@ -440,9 +441,20 @@ class Engine:
 
     def order(self, c: Candidates, score: npt.NDArray[np.float64], k: int) -> list[int]:
         """Indices into `c` of the final `k`: the best `pool` by score, then MMR."""
-        pool = np.argsort(-score, kind="stable")[: max(k, self.config.rerank.pool)]
-        picked = mmr(score[pool].tolist(), c.vecs[pool], k, self.config.rerank.mmr_lambda)
-        return [int(pool[o]) for o in picked]
+        return self.orders([(c, score)], k)[0]
+
+    def orders(
+        self, ranked: Sequence[tuple[Candidates, npt.NDArray[np.float64]]], k: int
+    ) -> list[list[int]]:
+        """`order` of several users' candidates, their MMR steps taken together."""
+        pools = [np.argsort(-score, kind="stable")[: max(k, self.config.rerank.pool)]
+                 for _, score in ranked]  # fmt: skip
+        picked = mmr_batch(
+            [(score[pool], c.vecs[pool]) for (c, score), pool in zip(ranked, pools, strict=True)],
+            k,
+            self.config.rerank.mmr_lambda,
+        )
+        return [pool[p].tolist() for pool, p in zip(pools, picked, strict=True)]
 
     def candidates(
         self, state: bytes | None, now: float, exclude: Collection[str] = ()

@@ -7,6 +7,7 @@ evidence the features carry, so they stay true to why the item was a candidate.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -40,19 +41,32 @@ def _crowd_match(st: UserState, ids: list[str], stats: ItemStats) -> npt.NDArray
     return np.where(n > 0, crowd @ st.review, 0.0)
 
 
-def _reasons(c: Candidates, j: int, topic: str, crowd: float, title: Title) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """What the reasons read of one picked candidate, as plain values."""
+
+    source: str
+    covisit: float
+    topic: str
+    content: float
+    crowd: float
+    popular: float
+    new: float
+
+
+def _reasons(e: _Evidence, title: Title) -> list[str]:
     reasons = []
-    if c.sources[j] and c.covisit[j] >= 0.2:
-        reasons.append(f"because you watched {title(c.sources[j])}")
-    if topic and c.content[j] >= 0.3:
-        reasons.append(f"matches your interest in {topic}")
-    if crowd >= _CROWD_MATCH:
+    if e.source and e.covisit >= 0.2:
+        reasons.append(f"because you watched {title(e.source)}")
+    if e.topic and e.content >= 0.3:
+        reasons.append(f"matches your interest in {e.topic}")
+    if e.crowd >= _CROWD_MATCH:
         reasons.append("reviewed in words like yours")
-    if c.popular[j] >= 0.3:
+    if e.popular >= 0.3:
         reasons.append("popular now")
-    if c.new[j]:
+    if e.new:
         reasons.append("new")
-    return reasons or ["popular now" if c.popular[j] > 0 else "similar to your taste"]
+    return reasons or ["popular now" if e.popular > 0 else "similar to your taste"]
 
 
 def explain(
@@ -61,10 +75,16 @@ def explain(
 ) -> list[RecommendedItem]:  # fmt: skip
     """The picked rows of `c` as recommended items, each with its reasons."""
     labels = topic_labels(st, index, title)
-    crowd = _crowd_match(st, [c.ids[j] for j in picks], stats)
-    out = []
-    for n, j in enumerate(picks):
-        topic = labels[int(c.best_topic[j])] if c.best_topic[j] >= 0 else ""
-        reasons = _reasons(c, j, topic, float(crowd[n]), title)
-        out.append(RecommendedItem(item_id=c.ids[j], score=float(score[j]), reasons=reasons))
-    return out
+    rows = np.asarray(picks, dtype=np.intp)
+    ids = [c.ids[j] for j in picks]
+    topics = [labels[t] if t >= 0 else "" for t in c.best_topic[rows].tolist()]
+    # read once per list as Python values: numpy scalars would cost more than the rules
+    evidence = zip(
+        [c.sources[j] for j in picks], c.covisit[rows].tolist(), topics,
+        c.content[rows].tolist(), _crowd_match(st, ids, stats).tolist(),
+        c.popular[rows].tolist(), c.new[rows].tolist(), strict=True,
+    )  # fmt: skip
+    return [
+        RecommendedItem(item_id=i, score=s, reasons=_reasons(_Evidence(*e), title))
+        for i, s, e in zip(ids, score[rows].tolist(), evidence, strict=True)
+    ]

@@ -145,20 +145,19 @@ def _first_seen(labels: Labels) -> Labels:
 
 
 class _Rows:
-    """Where labels sit among a user's candidates (`labels`, unique), by one sort."""
+    """Where labels sit among a user's candidates (`labels`, unique): one array over the
+    labels up to `top` holds each candidate's row (-1: not a candidate), so a lookup is one
+    gather. Its last slot stays -1: label -1 (an item the index lacks) reads it."""
 
-    def __init__(self, labels: Labels) -> None:
+    def __init__(self, labels: Labels, top: int) -> None:
         self.labels = labels
-        self.order = np.argsort(labels, kind="stable")
+        self._row = np.full(top + 1, -1, dtype=np.intp)
+        self._row[labels] = np.arange(len(labels))
 
     def of(self, some: Labels) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-        """The row of each of `some`, and which of `some` are candidates at all."""
-        n = len(self.labels)
-        if n == 0 or len(some) == 0:
-            return np.zeros(len(some), dtype=np.intp), np.zeros(len(some), dtype=bool)
-        at = np.minimum(np.searchsorted(self.labels, some, sorter=self.order), n - 1)
-        rows = self.order[at]
-        return rows, self.labels[rows] == some
+        """The row of each of `some` (labels below `top`, or -1), and which are candidates."""
+        rows = self._row[some]
+        return rows, rows >= 0
 
     def column(
         self,
@@ -168,8 +167,7 @@ class _Rows:
         """A candidates-long column: `values` at the rows `of` found, 0 elsewhere."""
         rows, hit = placed
         out = np.zeros(len(self.labels))
-        vals = np.broadcast_to(np.asarray(values, dtype=np.float64), hit.shape)
-        out[rows[hit]] = vals[hit]
+        out[rows[hit]] = values[hit] if isinstance(values, np.ndarray) else values
         return out
 
 
@@ -200,7 +198,7 @@ def _assemble(
     labels, ids, vecs = index.resolve(labels)
     if not ids:
         return None
-    at = _Rows(labels)
+    at = _Rows(labels, int(listed.max()) + 1)  # every label looked up below is in `listed`
     on_pop, on_new, on_cov = at.of(pop_labels), at.of(new_labels), at.of(cov_labels)
     pop = at.column(on_pop, np.fromiter(shared.popular.values(), np.float64, len(pop_labels)))
     is_new = at.column(on_new, 1.0)

@@ -94,20 +94,20 @@ def feature_matrix(
         n_reviews, vs_crowd, vs_item = stats.review_counts(rows), nan, nan
     first = stats.first_seen(rows)
     age = np.log1p(np.maximum(now - first, 0.0) / _DAY)  # NaN stays NaN
-    cols = [
+    cols: list[npt.NDArray[np.float64] | npt.NDArray[np.float32] | float] = [
         c.content,
         topic_best,
         topic_share,
         topic_weighted,
-        np.full(n, len(st.topics)),
+        float(len(st.topics)),
         c.short if st.short is not None else nan,
-        np.full(n, st.short_weight),
+        st.short_weight,
         c.negative if st.negative is not None else nan,
-        np.full(n, st.negative_weight),
+        st.negative_weight,
         vs_crowd,
         vs_item,
-        np.full(n, st.review_weight),
-        np.full(n, st.mood if st.mood_n > 0 else np.nan),
+        st.review_weight,
+        st.mood if st.mood_n > 0 else np.nan,
         stats.sentiment(rows),
         np.log1p(n_reviews),
         c.covisit,
@@ -116,12 +116,12 @@ def feature_matrix(
         c.popular,
         age,
         np.log1p(stats.counts(rows)),
-        np.full(n, len(st.seen)),
+        float(len(st.seen)),
         c.new,
         *(c.proposed[:, j] for j in range(len(SOURCES))),
     ]
     assert len(cols) == len(FEATURES)
     out = np.empty((n, len(FEATURES)), dtype=np.float32)
     for j, col in enumerate(cols):
-        out[:, j] = col  # cast to float32 as the ranker reads it
+        out[:, j] = col  # cast to float32 as the ranker reads it; a user's constant is one value
     return out

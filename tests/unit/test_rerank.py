@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmrec.rerank import mmr
+from llmrec.rerank import mmr, mmr_batch
 
 
 def _vectors() -> np.ndarray:
@@ -56,3 +56,39 @@ def test_mmr_picks_what_the_formula_picks() -> None:
         scores = rng.random(n).round(2).tolist()  # rounded: ties happen
         lam = float(rng.choice([0.0, 0.3, 0.7, 0.9, 0.99]))
         assert mmr(scores, v, 10, lam) == _mmr_by_the_formula(scores, v, 10, lam), trial
+
+
+def _mmr_alone(scores: np.ndarray, vecs: np.ndarray, k: int, lam: float) -> list[int]:
+    """MMR of one list, step by step: what `mmr_batch` must give for each of its lists."""
+    if len(scores) == 0:
+        return []
+    span = scores.max() - scores.min()
+    rel = (scores - scores.min()) / span if span > 0 else np.ones_like(scores)
+    if lam >= 1.0:
+        return np.argsort(-rel, kind="stable")[:k].tolist()
+    max_sim = np.zeros(len(scores))
+    chosen: list[int] = []
+    for step in range(min(k, len(scores))):
+        gain = lam * rel - (1 - lam) * max_sim
+        gain[chosen] = -np.inf
+        chosen.append(int(np.argmax(gain)))
+        sims = vecs @ vecs[chosen[-1]]
+        max_sim = sims.astype(np.float64) if step == 0 else np.maximum(max_sim, sims)
+    return chosen
+
+
+def test_a_batch_of_lists_gets_each_lists_own_order() -> None:
+    """Lists of every length (none, fewer than k, more) ranked together: each gets the order it
+    gets alone, to the bit (real-valued vectors, so sums in another order would show)."""
+    rng = np.random.default_rng(1)
+    for trial in range(30):
+        lists = []
+        for n in rng.integers(0, 40, size=int(rng.integers(1, 8))):
+            v = rng.standard_normal((int(n), 16)).astype(np.float32)
+            v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+            lists.append((rng.random(int(n)).round(1), v))  # rounded: ties happen
+        lam = float(rng.choice([0.0, 0.5, 0.9, 1.0]))
+        want = [_mmr_alone(s, v, 10, lam) for s, v in lists]
+        assert mmr_batch(lists, 10, lam) == want, trial
+    assert mmr_batch([], 10, 0.5) == []
+    assert mmr_batch([(np.ones(3), np.eye(3, dtype=np.float32))], 0, 0.5) == [[]]
