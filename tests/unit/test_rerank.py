@@ -65,7 +65,7 @@ def _mmr_alone(scores: np.ndarray, vecs: np.ndarray, k: int, lam: float) -> list
     span = scores.max() - scores.min()
     rel = (scores - scores.min()) / span if span > 0 else np.ones_like(scores)
     if lam >= 1.0:
-        return np.argsort(-rel, kind="stable")[:k].tolist()
+        return [int(i) for i in np.argsort(-rel, kind="stable")[:k]]
     max_sim = np.zeros(len(scores))
     chosen: list[int] = []
     for step in range(min(k, len(scores))):
