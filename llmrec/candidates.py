@@ -63,6 +63,8 @@ class Candidates:
 
     ids: list[str]
     vecs: Vectors
+    stat_rows: npt.NDArray[np.int64]
+    """Per row, the item's row in the `ItemStats` it was gathered with (-1: none)."""
     content: npt.NDArray[np.float64]
     best_topic: npt.NDArray[np.int64]
     short: npt.NDArray[np.float64]

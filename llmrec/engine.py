@@ -26,7 +26,7 @@ from llmrec.candidates import Candidates, RetrievalConfig, fuse
 from llmrec.covisit import CoVisitation, CoVisitConfig
 from llmrec.events import Event, EventType, RecommendedItem
 from llmrec.explain import explain
-from llmrec.gather import KeyLabels, Shared, gather
+from llmrec.gather import KeyLabels, Shared, StatRows, gather
 from llmrec.index import ItemIndex
 from llmrec.interests import InterestConfig, UserState, id_hash
 from llmrec.itemstats import ItemStats
@@ -105,6 +105,7 @@ class Engine:
         self._outs: dict[str, tuple[tuple[str, ...], Array]] = {}
         self._popular: tuple[int, dict[str, float]] | None = None  # (popularity version, top)
         self._key_labels = KeyLabels()
+        self._stat_rows = StatRows()
 
     # -- catalogue ---------------------------------------------------------------------------
 
@@ -396,7 +397,7 @@ class Engine:
         found = gather(
             self.index, self.covisit, self._shared(), self.config.retrieval,
             [(st, excl) for st, (_, _, excl) in zip(states, requests, strict=True)],
-            key_labels=self._key_labels,
+            stat_rows=self._stat_rows(self.index, self.items), key_labels=self._key_labels,
         )  # fmt: skip
         return [(st, c, now) for st, c, (_, now, _) in zip(states, found, requests, strict=True)]
 

@@ -33,11 +33,14 @@ def topic_labels(st: UserState, index: ItemIndex, title: Title) -> list[str]:
     return [f"titles like {title(positives[int(j)])}" for j in np.argmax(sims, axis=0)]
 
 
-def _crowd_match(st: UserState, ids: list[str], stats: ItemStats) -> npt.NDArray[np.float64]:
-    """Cosine of the user's review vector with each item's crowd-text vector (0 if none)."""
-    if st.review is None or not ids:
-        return np.zeros(len(ids))
-    crowd, n = stats.crowd_vectors(stats.rows(ids))
+def _crowd_match(
+    st: UserState, rows: npt.NDArray[np.int64], stats: ItemStats
+) -> npt.NDArray[np.float64]:
+    """Cosine of the user's review vector with the crowd-text vector of each of the items'
+    `rows` in `stats` (0 if none)."""
+    if st.review is None or not len(rows):
+        return np.zeros(len(rows))
+    crowd, n = stats.crowd_vectors(rows)
     return np.where(n > 0, crowd @ st.review, 0.0)
 
 
@@ -81,7 +84,7 @@ def explain(
     # read once per list as Python values: numpy scalars would cost more than the rules
     evidence = zip(
         [c.sources[j] for j in picks], c.covisit[rows].tolist(), topics,
-        c.content[rows].tolist(), _crowd_match(st, ids, stats).tolist(),
+        c.content[rows].tolist(), _crowd_match(st, c.stat_rows[rows], stats).tolist(),
         c.popular[rows].tolist(), c.new[rows].tolist(), strict=True,
     )  # fmt: skip
     return [

@@ -129,6 +129,14 @@ class ItemIndex:
         with self._lock:
             return np.fromiter((get(i, -1) for i in item_ids), np.int64, len(item_ids))
 
+    def label_ids(self) -> tuple[int, list[str]]:
+        """The version and the id each label below the next one holds ("" where none), read
+        together."""
+        with self._lock:
+            ids = self._ids[: self._next_label].copy()
+            ids[~self._alive[: self._next_label]] = ""
+            return self._version, ids.tolist()
+
     def hashes(self, labels: Labels) -> npt.NDArray[np.int64]:
         """`id_hash` of each label's item (labels must be valid)."""
         return self._hash[labels]
@@ -138,7 +146,7 @@ class ItemIndex:
         vectors, in one consistent read."""
         with self._lock:
             live = labels[self._alive[labels]]
-            return live, self._ids[live].tolist(), self._matrix[live]
+            return live, self._ids[live].tolist(), np.take(self._matrix, live, axis=0)
 
     def nearest(self, queries: Vectors, want: int) -> list[list[int]]:
         """For each query row, the labels of its `want` nearest items (fewer when the index

@@ -53,10 +53,18 @@ class Gathered:
         saved = engine.config
         engine.config = replace(saved, rerank=replace(saved.rerank, mmr_lambda=mmr_lambda))
         try:
-            return [
-                [] if c is None or s is None else [c.ids[j] for j in engine.order(c, s, DEPTH)]
-                for (_, c, _), s in zip(self.users, scores, strict=True)
+            ranked = [
+                (n, c, s)
+                for n, ((_, c, _), s) in enumerate(zip(self.users, scores, strict=True))
+                if c is not None and s is not None
             ]
+            out: list[list[str]] = [[] for _ in self.users]
+            for lo in range(0, len(ranked), _BATCH):  # MMR steps taken for a batch at once
+                part = ranked[lo : lo + _BATCH]
+                orders = engine.orders([(c, s) for _, c, s in part], DEPTH)
+                for (n, c, _), order in zip(part, orders, strict=True):
+                    out[n] = [c.ids[j] for j in order]
+            return out
         finally:
             engine.config = saved
 

@@ -85,7 +85,7 @@ def feature_matrix(
         topic_weighted = sims @ shares
     else:
         topic_best, topic_share, topic_weighted = nan, nan, nan
-    rows = stats.rows(c.ids)
+    rows = c.stat_rows
     if st.review is not None:
         crowd, n_reviews = stats.crowd_vectors(rows)
         vs_crowd = np.where(n_reviews > 0, crowd @ st.review, np.nan)

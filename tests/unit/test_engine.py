@@ -285,3 +285,43 @@ def test_a_batch_of_users_gets_the_lists_each_would_get_alone(engine: Engine) ->
     assert together == alone
     assert all(together)
     assert "c-pasta" not in {r.item_id for r in together[-1]}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_candidate_filters_agree_with_numpy_set_operations(seed: int) -> None:
+    from llmrec.gather import _first_seen, _without
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 50, size=int(rng.integers(0, 200)))
+    _, first = np.unique(labels, return_index=True)
+    assert _first_seen(labels, 50).tolist() == labels[np.sort(first)].tolist()
+    values = rng.integers(-5, 2**32, size=300)
+    banned = np.concatenate([rng.choice(values, 40), rng.integers(0, 2**32, 1000)])
+    for ban in (banned, banned[:0], np.array([values.max() + 1]), np.array([values.min() - 1])):
+        assert _without(values, ban).tolist() == (~np.isin(values, ban)).tolist()
+
+
+def test_stat_rows_follow_the_index_and_the_statistics(engine: Engine) -> None:
+    from llmrec.gather import StatRows
+    from llmrec.itemstats import ItemStats
+
+    cache, index = StatRows(), engine.index
+
+    def expected(stats: ItemStats) -> list[int]:
+        _, ids = index.label_ids()
+        return [stats.rows([i])[0] if i else -1 for i in ids]
+
+    stats = ItemStats(index.dim)
+    stats.note("s-robot", 1.0)
+    assert cache(index, stats).tolist() == expected(stats)
+    assert sum(r >= 0 for r in cache(index, stats).tolist()) == 1
+    stats.note("c-soup", 2.0)  # the statistics gain an item
+    assert cache(index, stats).tolist() == expected(stats)
+    index.delete("s-robot")  # its label no longer reads its row
+    stats.note("new-item", 3.0)
+    index.upsert(["new-item"], index.vectors(["c-pie"]))  # may take the freed label
+    rows = cache(index, stats).tolist()
+    assert rows == expected(stats)
+    assert rows[int(index.labels(["new-item"])[0])] == stats.rows(["new-item"])[0]
+    other = ItemStats(index.dim)  # replaced statistics (a restore)
+    assert cache(index, other).tolist() == [-1] * len(rows)
