@@ -149,3 +149,43 @@ async def test_the_index_replica_serves_the_newest_applied_records_kafka_time(
     assert metrics.REGISTRY.get_sample_value(
         "llmrec_index_last_update_timestamp_seconds"
     ) == pytest.approx(1_700_000_002.5)
+
+
+async def test_the_index_snapshot_is_written_off_the_event_loop_one_at_a_time(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import threading
+    import time
+
+    async def changed(*_: object) -> None:
+        return None
+
+    replica = IndexReplica(
+        kafka={}, topic="t", index=ItemIndex(4), snapshot_dir=tmp_path / "index",
+        snapshot_every_s=60, on_change=changed,
+    )  # fmt: skip
+    value = encode_vector(VectorRecord("a", (), 0.0, np.ones(4, np.float32)))
+    await replica._apply([SimpleNamespace(key=b"a", value=value, offset=0, timestamp=1)])
+    replica._next = {0: 1}
+    saving, overlaps, threads = [0], [0], []
+    save = replica.index.save
+
+    def slow_save(*args: object) -> None:
+        threads.append(threading.get_ident())
+        saving[0] += 1
+        overlaps[0] += saving[0] > 1
+        time.sleep(0.05)  # long enough for the second snapshot to arrive meanwhile
+        save(*args)  # type: ignore[arg-type]
+        saving[0] -= 1
+
+    replica.index.save = slow_save  # type: ignore[method-assign]
+    aside = asyncio.create_task(replica._snapshot_aside())
+    await asyncio.sleep(0.01)
+    replica._next = {0: 2}  # a record applied since: the shutdown snapshot has work to do
+    replica.snapshot()  # as at shutdown, on the loop, while the other runs in its thread
+    await aside
+    assert threads[0] != threading.get_ident()
+    assert len(threads) == 2
+    assert overlaps[0] == 0
+    assert IndexReplica.load_snapshot(tmp_path / "index") is not None
