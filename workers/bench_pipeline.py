@@ -251,6 +251,14 @@ def _histogram_summary(metrics_text: str, name: str, before: str = "") -> dict[s
     return out
 
 
+def _histogram_over(metrics_text: str, name: str, bound: float, before: str = "") -> float:
+    """How many observations of a Prometheus histogram since `before` exceeded `bound` (one
+    of its buckets' `le`)."""
+    buckets, _, count = _histogram(metrics_text, name)
+    b0, _, c0 = _histogram(before, name)
+    return (count - c0) - (buckets.get(bound, 0.0) - b0.get(bound, 0.0))
+
+
 def _stage_sums(metrics_text: str) -> dict[str, float]:
     """`llmrec_stage_seconds` sums by stage."""
     out: dict[str, float] = {}
@@ -380,6 +388,10 @@ async def _catalogue_run(
             } | _pcts(lats)  # fmt: skip
             figures["stats_effect_s"] = _histogram_summary(
                 after.text, "llmrec_item_stats_effect_seconds", before=before.text
+            )
+            # stalls: the loop woke over 100 ms late (a long batch, a collection, a snapshot)
+            figures["loop_stalls_over_100ms"] = _histogram_over(
+                after.text, "llmrec_event_loop_lag_seconds", 0.1, before=before.text
             )
             result["latency_ms"].append(figures)
             console.print(f"latency at {rate:.0f}/s: {figures}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -83,6 +84,7 @@ class Runtime(mode.Service):
         self.engine: Engine
         self.replica: IndexReplica
         self.stats_replica: StatsReplica
+        self._stats_writing = threading.Lock()  # the periodic write's thread meets shutdown's
         Runtime.current = self
 
     @classmethod
@@ -188,15 +190,22 @@ class Runtime(mode.Service):
         return offsets
 
     def save_stats(self) -> None:
-        """Write the statistics and the `item-stats` offsets they reflect, atomically (on the
-        loop thread, where the replica applies records: the two agree)."""
-        started = time.perf_counter()
+        """Write the statistics and the `item-stats` offsets they reflect, atomically."""
+        self._write_stats(self._stats_bytes())
+
+    def _stats_bytes(self) -> bytes:
+        """The statistics with the offsets they reflect: read on the loop thread, where the
+        replica applies records, so the two agree."""
         offsets = self.stats_replica.offsets() if hasattr(self, "stats_replica") else {}
         part = StatsPart(
             [str(p) for p in offsets], {"next": np.fromiter(offsets.values(), np.int64)}
         )
-        data = self.engine.stats_to_bytes({_OFFSETS: part})
-        write_atomic(self._stats_path, data)
+        return self.engine.stats_to_bytes({_OFFSETS: part})
+
+    def _write_stats(self, data: bytes) -> None:
+        started = time.perf_counter()
+        with self._stats_writing:
+            write_atomic(self._stats_path, data)
         log.debug("statistics saved: %d bytes, %.0f ms", len(data),
                   1000 * (time.perf_counter() - started))  # fmt: skip
 
@@ -204,7 +213,9 @@ class Runtime(mode.Service):
         while not self.should_stop:
             await self.sleep(self.settings.snapshot_every_s)
             try:
-                self.save_stats()
+                # megabytes written and fsynced: in a thread, not on the loop every agent shares;
+                # an older write landing after a newer one still holds its own offsets
+                await asyncio.to_thread(self._write_stats, self._stats_bytes())
             except Exception as exc:  # a full disk must not stop the loop: try again later
                 metrics.LOOP_RESTARTS.labels(loop="stats_snapshot").inc()
                 log.warning("statistics snapshot failed: %s: %s", type(exc).__name__, exc)

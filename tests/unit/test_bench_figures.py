@@ -1,0 +1,25 @@
+"""The pipeline bench's reading of the worker's Prometheus histograms."""
+
+from __future__ import annotations
+
+from workers.bench_pipeline import _histogram_over, _histogram_summary
+
+NAME = "llmrec_event_loop_lag_seconds"
+
+
+def _text(counts: dict[str, int], total: float) -> str:
+    lines = [f'{NAME}_bucket{{le="{le}"}} {n}' for le, n in counts.items()]
+    return "\n".join([*lines, f"{NAME}_sum {total}", f"{NAME}_count {counts['+Inf']}"])
+
+
+def test_growth_since_before_is_counted_above_a_bound_and_summarised() -> None:
+    before = _text({"0.05": 10, "0.1": 10, "0.25": 11, "+Inf": 11}, 0.5)
+    after = _text({"0.05": 95, "0.1": 96, "0.25": 99, "+Inf": 100}, 3.0)
+    assert _histogram_over(after, NAME, 0.1, before=before) == 3  # (100 - 11) - (96 - 10)
+    assert _histogram_over(after, NAME, 0.25, before=before) == 1
+    summary = _histogram_summary(after, NAME, before=before)
+    assert summary["records"] == 89
+    assert summary["mean"] == round(2.5 / 89, 4)
+    assert summary["p50_at_most"] == 0.05
+    assert summary["p95_at_most"] == 0.05  # 85 of 89 by 0.05
+    assert summary["p99_at_most"] == float("inf")  # 88 of 89 by 0.25, short of 88.11
