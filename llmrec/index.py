@@ -3,8 +3,10 @@
 hnswlib forbids `add_items` while `knn_query` runs and `resize_index` while either runs; it
 does not save `ef`; its labels are integers; it raises when it finds fewer than `k` neighbours
 (small or partly deleted graphs). This wrapper owns the string-id <-> label map, capacity
-growth, replace-on-upsert, deletes, the single-writer rule (one lock), and saving the graph
-together with its id map and the caller's metadata (e.g. the Kafka offsets it reflects).
+growth, replace-on-upsert, deletes, the single-writer rule (one lock for every read and write,
+and one that writes and `save` share: a snapshot shuts writes out but not searches, so a worker
+goes on answering while its index is written to disk), and saving the graph together with its
+id map and the caller's metadata (e.g. the Kafka offsets it reflects).
 A snapshot is written to a temporary directory, fsynced, checksummed (sha256 of the graph file
 and of the id map and metadata, kept in meta.json) and renamed into place; `load` verifies the
 checksums before hnswlib reads a byte of the graph, so a torn or damaged snapshot is refused
@@ -68,6 +70,7 @@ class ItemIndex:
         self.dim = dim
         self.config = config or IndexConfig()
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # held by writers and by `save`, always before `_lock`
         self._graph = hnswlib.Index(space="cosine", dim=dim)
         self._graph.init_index(
             max_elements=self.config.initial_capacity,
@@ -204,7 +207,7 @@ class ItemIndex:
             raise ItemIndexError(f"{len(item_ids)} ids for {data.shape[0]} vectors")
         if len(set(item_ids)) != len(item_ids):
             raise ItemIndexError("duplicate ids in one upsert batch")
-        with self._lock:
+        with self._writing, self._lock:
             labels = []
             fresh = 0
             for item_id in item_ids:
@@ -231,7 +234,7 @@ class ItemIndex:
 
     def delete(self, item_id: str) -> bool:
         """Remove `item_id`; False when it was not there."""
-        with self._lock:
+        with self._writing, self._lock:
             label = self._label_of.pop(item_id, None)
             if label is None:
                 return False
@@ -290,7 +293,9 @@ class ItemIndex:
         tmp = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        with self._lock:
+        # writers are shut out, searches are not: hnswlib's save only reads the graph, as a
+        # search does, and it releases the GIL while it writes
+        with self._writing:
             self._graph.save_index(str(tmp / _GRAPH))
             body = {
                 "dim": self.dim,

@@ -318,3 +318,46 @@ def test_version_moves_with_every_write_and_ids_follow_reused_slots() -> None:
     labels = index.labels(["b", "c", "d", "e"])
     _, ids, _ = index.resolve(labels)
     assert ids == ["b", "c", "d", "e"]
+
+
+class _HeldSave:
+    """Delegates to an hnswlib graph; its `save_index` waits until released."""
+
+    def __init__(self, graph: Any) -> None:
+        self._graph, self.saving, self.release = graph, threading.Event(), threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._graph, name)
+
+    def save_index(self, path: str) -> None:
+        self.saving.set()
+        assert self.release.wait(10)
+        self._graph.save_index(path)
+
+
+def test_a_snapshot_being_written_shuts_out_writes_but_not_searches(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    idx = ItemIndex(8)
+    idx.upsert([f"i{n}" for n in range(50)], _unit(rng, 50, 8))
+    held = _HeldSave(idx._graph)
+    idx._graph = held
+    saver = threading.Thread(target=idx.save, args=(tmp_path / "snap",))
+    saver.start()
+    assert held.saving.wait(10)
+    searched: list[list[int]] = []
+    search = threading.Thread(target=lambda: searched.extend(idx.nearest(_unit(rng, 1, 8), 5)))
+    search.start()
+    search.join(10)
+    assert len(searched) == 1  # answered while the graph is being written
+    assert len(searched[0]) == 5
+    writer = threading.Thread(target=idx.upsert, args=(["late"], _unit(rng, 1, 8)))
+    writer.start()
+    writer.join(0.2)
+    assert writer.is_alive()  # the write waits for the snapshot
+    held.release.set()
+    saver.join(10)
+    writer.join(10)
+    assert not writer.is_alive()
+    loaded, _ = ItemIndex.load(tmp_path / "snap")
+    assert "late" not in loaded  # the snapshot holds what was there when it began
+    assert "late" in idx
