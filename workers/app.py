@@ -47,7 +47,7 @@ def make_app(settings: Settings) -> faust.App:
             "set LLMREC_WEB_ADVERTISED_URL so routed requests find this worker",
             settings.web_host,
         )
-    app = faust.App(
+    return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.bootstrap}",
         broker_credentials=kafka_conn.faust_credentials(settings),
@@ -91,8 +91,6 @@ def make_app(settings: Settings) -> faust.App:
         web_metrics_enabled=settings.web_debug_pages,
         table_cleanup_interval=60.0,
     )
-    app.producer.buffer.max_messages = settings.producer_buffer_max_messages
-    return app
 
 
 def _durable_producers() -> None:

@@ -168,10 +168,6 @@ class Settings(BaseSettings):
     # order and answered by one list (bounded wait: a batch closes after `within` seconds).
     event_batch_size: int = Field(default=256, ge=1, le=10_000)
     event_batch_within_s: float = Field(default=0.01, gt=0)
-    # Faust stops handing records to every agent while more table writes than this wait to be
-    # produced (its default, 100, is less than one micro-batch's state writes: faust-streaming
-    # #173); a commit still flushes every one of them before it commits the offsets.
-    producer_buffer_max_messages: int = Field(default=4096, ge=1)
     # Statistics updates are folded per item over a longer window: an item engaged with several
     # times in it is written (and replicated to every worker) once. Statistics lag by about it.
     stats_batch_size: int = Field(default=4096, ge=1, le=100_000)

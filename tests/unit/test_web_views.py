@@ -430,9 +430,3 @@ def test_an_unusable_advertised_url_is_refused(raw: str) -> None:
 def test_a_guessable_or_unsendable_token_is_refused(raw: str) -> None:
     with pytest.raises(ValidationError, match="web_token must be at least 16 printable ASCII"):
         Settings(web_token=raw)
-
-
-def test_the_agents_pause_for_table_writes_only_past_the_configured_buffer() -> None:
-    made = make_app(Settings(app_id="t-buffer", producer_buffer_max_messages=777))
-    assert made.producer.buffer.max_messages == 777
-    assert make_app(Settings(app_id="t-buffer-default")).producer.buffer.max_messages == 4096
