@@ -16,7 +16,7 @@ from typing import Any
 
 from workers import metrics
 
-__all__ = ["install", "uninstall", "watch_loop"]
+__all__ = ["freeze", "install", "uninstall", "watch_loop"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,16 @@ def install(warn_s: float = 0.2) -> None:
     if not any(getattr(cb, "_llmrec", False) for cb in gc.callbacks):
         on_gc._llmrec = True  # type: ignore[attr-defined]
         gc.callbacks.append(on_gc)
+
+
+def freeze() -> int:
+    """Collect once, then move every object alive now out of the cyclic collector's reach
+    (`gc.freeze`); returns how many. A full collection walks every tracked object, ~170 ms with
+    a 10,000-item catalogue loaded, and stops the loop that long; frozen objects are still
+    freed when their last reference goes, only cycles among them are never collected."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def uninstall() -> None:

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import time
+import weakref
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -118,3 +119,20 @@ def test_garbage_collections_are_timed() -> None:
     finally:
         gcwatch.uninstall()
     assert not any(getattr(cb, "_llmrec", False) for cb in gc.callbacks)
+
+
+def test_what_is_loaded_is_frozen_out_of_collections_but_still_freed() -> None:
+    class Node:
+        pass
+
+    loaded = [Node() for _ in range(1000)]
+    try:
+        frozen = gcwatch.freeze()
+        assert frozen >= 1000
+        assert gc.get_freeze_count() == frozen
+        tracked = {id(o) for o in gc.get_objects()}
+        assert id(loaded[0]) not in tracked  # a full collection no longer walks it
+        gone = weakref.ref(loaded.pop())
+        assert gone() is None  # freed by its last reference all the same
+    finally:
+        gc.unfreeze()
