@@ -65,23 +65,28 @@ class KeyLabels:
 
 class StatRows:
     """The `ItemStats` row of each index label (-1: the statistics never heard of its item),
-    so a candidate's statistics are read without its id looked up. Built again when the index
-    changes (`ItemIndex.version`), the statistics gain an item, or either is replaced: an
-    item's row never changes once given."""
+    so a candidate's statistics are read without its id looked up. Neither a label's id nor an
+    item's row ever changes once given, so only what is new is looked up: labels given since
+    the last call, and the labels of items the statistics gained since; all of it again only
+    when the index or the statistics are replaced."""
 
     def __init__(self) -> None:
-        self._of: tuple[ItemIndex, int, ItemStats, int] | None = None
+        self._of: tuple[ItemIndex, ItemStats] | None = None
         self._rows: Labels = np.zeros(0, dtype=np.int64)
+        self._known = 0  # statistics rows already placed
 
     def __call__(self, index: ItemIndex, stats: ItemStats) -> Labels:
-        of = self._of
-        if (
-            of is None or of[0] is not index or of[1] != index.version
-            or of[2] is not stats or of[3] != len(stats)
-        ):  # fmt: skip
-            version, ids = index.label_ids()
-            self._of = (index, version, stats, len(stats))
-            self._rows = stats.rows(ids)
+        if self._of is None or self._of[0] is not index or self._of[1] is not stats:
+            self._of, self._rows, self._known = (index, stats), np.zeros(0, dtype=np.int64), 0
+        fresh = index.label_ids(len(self._rows))
+        if fresh:
+            self._rows = np.concatenate([self._rows, stats.rows(fresh)])
+        if len(stats) > self._known:
+            labels = index.labels(stats.ids_from(self._known))
+            rows = np.arange(self._known, self._known + len(labels))
+            placed = (labels >= 0) & (labels < len(self._rows))
+            self._rows[labels[placed]] = rows[placed]
+            self._known += len(labels)
         return self._rows
 
 

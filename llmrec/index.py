@@ -132,13 +132,12 @@ class ItemIndex:
         with self._lock:
             return np.fromiter((get(i, -1) for i in item_ids), np.int64, len(item_ids))
 
-    def label_ids(self) -> tuple[int, list[str]]:
-        """The version and the id each label below the next one holds ("" where none), read
-        together."""
+    def label_ids(self, start: int = 0) -> list[str]:
+        """The id of each label from `start` up to the next one to be given. A label's id never
+        changes: a deleted item keeps its old label, dead, and a re-inserted one gets a new one."""
         with self._lock:
-            ids = self._ids[: self._next_label].copy()
-            ids[~self._alive[: self._next_label]] = ""
-            return self._version, ids.tolist()
+            ids: list[str] = self._ids[start : self._next_label].tolist()
+            return ids
 
     def hashes(self, labels: Labels) -> npt.NDArray[np.int64]:
         """`id_hash` of each label's item (labels must be valid)."""

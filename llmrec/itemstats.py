@@ -11,7 +11,7 @@ reads its rows in one gather. `to_part` / `from_part` carry the statistics acros
 from __future__ import annotations
 
 import math
-from itertools import repeat
+from itertools import islice, repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -132,6 +132,10 @@ class ItemStats:
         return out
 
     # -- reads -----------------------------------------------------------------------------
+
+    def ids_from(self, row: int) -> list[str]:
+        """The ids of the rows from `row` on, in row order (rows are given in arrival order)."""
+        return list(islice(self._row, row, None))
 
     def rows(self, ids: list[str]) -> npt.NDArray[np.int64]:
         """Row of each id, -1 when the stream never mentioned it."""

@@ -308,20 +308,22 @@ def test_stat_rows_follow_the_index_and_the_statistics(engine: Engine) -> None:
     cache, index = StatRows(), engine.index
 
     def expected(stats: ItemStats) -> list[int]:
-        _, ids = index.label_ids()
-        return [stats.rows([i])[0] if i else -1 for i in ids]
+        return stats.rows(index.label_ids()).tolist()
 
     stats = ItemStats(index.dim)
     stats.note("s-robot", 1.0)
     assert cache(index, stats).tolist() == expected(stats)
     assert sum(r >= 0 for r in cache(index, stats).tolist()) == 1
-    stats.note("c-soup", 2.0)  # the statistics gain an item
+    stats.note("c-soup", 2.0)  # the statistics gain an item the index already held
     assert cache(index, stats).tolist() == expected(stats)
-    index.delete("s-robot")  # its label no longer reads its row
+    old_label = int(index.labels(["s-robot"])[0])
+    index.delete("s-robot")  # its label is dead (never a candidate again) and keeps its id
     stats.note("new-item", 3.0)
-    index.upsert(["new-item"], index.vectors(["c-pie"]))  # may take the freed label
+    index.upsert(["new-item", "s-robot"], index.vectors(["c-pie", "c-stew"]))  # new labels
     rows = cache(index, stats).tolist()
     assert rows == expected(stats)
     assert rows[int(index.labels(["new-item"])[0])] == stats.rows(["new-item"])[0]
+    assert int(index.labels(["s-robot"])[0]) != old_label
+    assert rows[int(index.labels(["s-robot"])[0])] == stats.rows(["s-robot"])[0]
     other = ItemStats(index.dim)  # replaced statistics (a restore)
     assert cache(index, other).tolist() == [-1] * len(rows)
