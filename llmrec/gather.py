@@ -30,6 +30,9 @@ from llmrec.types import Vectors
 
 __all__ = ["KeyLabels", "Shared", "StatRows", "gather"]
 
+_NONE: Labels = np.zeros(0, dtype=np.int64)
+_NONE.setflags(write=False)  # shared by every user without hits
+
 
 @dataclass(frozen=True, slots=True)
 class Shared:
@@ -106,10 +109,11 @@ class _Batch:
 
 @dataclass(slots=True)
 class _Found:
-    """One user's index hits (labels), by topic and by session, in rank order."""
+    """One user's index hits (labels), by topic (one array a topic) and by session, in rank
+    order."""
 
-    by_topic: list[int]
-    by_session: list[int]
+    by_topic: list[Labels]
+    by_session: Labels
 
 
 def gather(
@@ -147,12 +151,12 @@ def _search(
 ) -> list[_Found]:
     """Every user's topic and session queries, one `nearest` call per result size: a query
     asks for its `k` plus the user's excluded items (dropped after), as `ItemIndex.search`."""
-    found = [_Found([], []) for _ in users]
+    found = [_Found([], _NONE) for _ in users]
     groups: dict[tuple[int, int], list[tuple[int, bool, npt.NDArray[np.float32]]]] = {}
-    skip: list[set[int]] = []
+    skip: list[Labels] = []
     for u, (st, exclude) in enumerate(users):
         excluded = set(exclude) | {i for i, _ in st.recent}
-        skip.append(set(index.labels(list(excluded)).tolist()))
+        skip.append(index.labels(list(excluded)))
         for t in st.topics:
             groups.setdefault((r.per_topic_k, len(excluded)), []).append((u, False, t.centroid))
         if st.short is not None and st.short_weight > 0:
@@ -162,11 +166,11 @@ def _search(
             continue
         rows = index.nearest(np.stack([q[2] for q in queries]), k + extra)
         for (u, session, _), row in zip(queries, rows, strict=True):
-            hits = [lb for lb in row if lb not in skip[u]][:k]
+            hits = row[_without(row, skip[u])][:k]
             if session:
                 found[u].by_session = hits
             else:
-                found[u].by_topic += hits
+                found[u].by_topic.append(hits)
     return found
 
 
@@ -232,8 +236,8 @@ def _assemble(
     last = [(i, 1.0) for i, w in st.recent[-1:] if w > 0]
     last_keys, last_scores, _ = covisit.top_keys(last, r.covisit_k)
     cov_labels, last_labels = b.key_labels[cov_keys], b.key_labels[last_keys]
-    topic_labels = np.asarray(found.by_topic, dtype=np.int64)
-    session_labels = np.asarray(found.by_session, dtype=np.int64)
+    topic_labels = np.concatenate(found.by_topic) if found.by_topic else _NONE
+    session_labels = found.by_session
     listed = np.concatenate(
         [pop_labels, new_labels, cov_labels, last_labels, topic_labels, session_labels]
     )

@@ -150,7 +150,7 @@ class ItemIndex:
             live = labels[self._alive[labels]]
             return live, self._ids[live].tolist(), np.take(self._matrix, live, axis=0)
 
-    def nearest(self, queries: Vectors, want: int) -> list[list[int]]:
+    def nearest(self, queries: Vectors, want: int) -> list[Labels]:
         """For each query row, the labels of its `want` nearest items (fewer when the index
         holds fewer), best first: one hnswlib call for all rows; `search` is the one-row form
         by id."""
@@ -158,13 +158,12 @@ class ItemIndex:
         with self._lock:
             want = min(want, len(self._label_of))
             if want <= 0 or data.shape[0] == 0:
-                return [[] for _ in range(data.shape[0])]
+                return [np.zeros(0, dtype=np.int64) for _ in range(data.shape[0])]
             self._graph.set_ef(max(self.config.ef_search, want))
             try:
-                rows: list[list[int]] = self._graph.knn_query(data, k=want)[0].tolist()
+                return list(self._graph.knn_query(data, k=want)[0].astype(np.int64))
             except RuntimeError:  # too few neighbours for some row: each row its own way
-                rows = [self._knn(q.reshape(1, -1), want)[0].tolist() for q in data]
-            return rows
+                return [self._knn(q.reshape(1, -1), want)[0].astype(np.int64) for q in data]
 
     def search(
         self, vector: Vector, k: int, exclude: Collection[str] = ()

@@ -8,7 +8,8 @@ For each catalogue size, on fresh topics and a fresh worker (the learned ranker 
 3. where the time goes: the events agent's per-stage seconds (`llmrec_stage_seconds`) and the
    worker process's CPU seconds, per event, over the throughput run.
 Once per run, the framework ceiling: a bare Faust agent (`workers.bench_faust`) parsing and
-forwarding the same events, timed the same way; llmrec's ratio to it is the figure to hold.
+forwarding the same events, timed the same way (latency at the same offered rates, then
+throughput); llmrec's ratio to its throughput is the figure to hold, its latency the floor.
 
 Traffic: `interleaved` (default) sends the dataset's users round-robin, each user's own order
 kept (`llmrec.data.interleave_users`); `replay` sends them in timestamp order, where a user's
@@ -30,7 +31,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from itertools import islice
+from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +142,11 @@ async def _timed_burst(
 
 
 async def _framework_ceiling(
-    bootstrap: str, workdir: Path, partitions: int, events: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The bare Faust agent (`workers.bench_faust`) on the same events, timed the same way."""
+    bootstrap: str, workdir: Path, partitions: int, events: list[dict[str, Any]], *,
+    rates: list[float], duration: float,
+) -> dict[str, Any]:  # fmt: skip
+    """The bare Faust agent (`workers.bench_faust`) on the same events, timed the same way:
+    its latency at each offered rate (the floor under the worker's), then its throughput."""
     unique = uuid.uuid4().hex[:8]
     src, dst = f"bench-faust-in-{unique}", f"bench-faust-out-{unique}"
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -174,8 +177,20 @@ async def _framework_ceiling(
             if proc.poll() is not None or time.monotonic() > deadline:
                 log_tail = (workdir / "faust.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"the bare Faust agent did not start:\n{log_tail}")
+        latency = []
+        for rate in rates:
+            n = int(rate * duration)
+            run = [
+                {**e, "event_id": f"f{rate:.0f}-{i}"}
+                for i, e in enumerate(islice(cycle(events), n))
+            ]
+            sent = await _send_events(prod, src, run, rate)
+            await watcher.wait_count(set(sent), max(60.0, 3 * duration))
+            lats = [watcher.arrived[i] - t for i, t in sent.items() if i in watcher.arrived]
+            latency.append({"offered_rate": rate, "events": n, "received": len(lats)} | _pcts(lats))
+            console.print(f"bare Faust agent, latency at {rate:.0f}/s: {latency[-1]}")
         burst = [{**e, "event_id": f"f-{i}"} for i, e in enumerate(events)]
-        return await _timed_burst(prod, src, watcher, burst)
+        return await _timed_burst(prod, src, watcher, burst) | {"latency_ms": latency}
     finally:
         await watcher.stop()
         await prod.stop()
@@ -259,11 +274,11 @@ def _histogram_over(metrics_text: str, name: str, bound: float, before: str = ""
     return (count - c0) - (buckets.get(bound, 0.0) - b0.get(bound, 0.0))
 
 
-def _stage_sums(metrics_text: str) -> dict[str, float]:
-    """`llmrec_stage_seconds` sums by stage."""
+def _stage_sums(metrics_text: str, field: str = "sum") -> dict[str, float]:
+    """`llmrec_stage_seconds` sums (or, with `field="count"`, micro-batches) by stage."""
     out: dict[str, float] = {}
     for line in metrics_text.splitlines():
-        if line.startswith("llmrec_stage_seconds_sum{"):
+        if line.startswith(f"llmrec_stage_seconds_{field}{{"):
             stage = line.split('stage="', 1)[1].split('"', 1)[0]
             out[stage] = float(line.rsplit(" ", 1)[-1])
     return out
@@ -287,7 +302,12 @@ class _Probe:
         """Milliseconds per event: worker CPU, and wall time in each events-agent stage."""
         before, after = _stage_sums(self.text), _stage_sums(later.text)
         stages = {k: round(1e3 * (v - before.get(k, 0.0)) / events, 3) for k, v in after.items()}
+        # every micro-batch that reaches ranking times "retrieve" once
+        batches = _stage_sums(later.text, "count").get("retrieve", 0.0) - _stage_sums(
+            self.text, "count"
+        ).get("retrieve", 0.0)
         return {
+            "events_per_batch": round(events / batches, 1) if batches else None,
             "worker_cpu_ms": round(1e3 * (later.cpu - self.cpu) / events, 3),
             "stages_wall_ms": dict(sorted(stages.items(), key=lambda kv: -kv[1])),
             "stages_total_ms": round(sum(stages.values()), 3),
@@ -442,7 +462,9 @@ async def _run(
             shutil.copyfile(workdir / unique / "worker.log", workdir / f"worker-{n_items}.log")
         result["catalogues"].append(run)
         if "framework_ceiling" not in result:
-            ceiling = await _framework_ceiling(bootstrap, workdir, partitions, events[:n_burst])
+            ceiling = await _framework_ceiling(
+                bootstrap, workdir, partitions, events[:n_burst], rates=rates, duration=duration
+            )
             console.print(f"bare Faust agent: {ceiling}")
             result["framework_ceiling"] = ceiling
         rate = run["throughput"]["events_per_s"]

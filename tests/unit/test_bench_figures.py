@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.bench_pipeline import _histogram_over, _histogram_summary
+from workers.bench_pipeline import _histogram_over, _histogram_summary, _stage_sums
 
 NAME = "llmrec_event_loop_lag_seconds"
 
@@ -23,3 +23,17 @@ def test_growth_since_before_is_counted_above_a_bound_and_summarised() -> None:
     assert summary["p50_at_most"] == 0.05
     assert summary["p95_at_most"] == 0.05  # 85 of 89 by 0.05
     assert summary["p99_at_most"] == float("inf")  # 88 of 89 by 0.25, short of 88.11
+
+
+def test_stage_sums_read_seconds_and_micro_batches_by_stage() -> None:
+    text = "\n".join(
+        [
+            'llmrec_stage_seconds_bucket{le="0.5",stage="retrieve"} 3.0',
+            'llmrec_stage_seconds_sum{stage="retrieve"} 1.25',
+            'llmrec_stage_seconds_count{stage="retrieve"} 4.0',
+            'llmrec_stage_seconds_sum{stage="fold"} 0.5',
+            'llmrec_stage_seconds_count{stage="fold"} 5.0',
+        ]
+    )
+    assert _stage_sums(text) == {"retrieve": 1.25, "fold": 0.5}
+    assert _stage_sums(text, "count") == {"retrieve": 4.0, "fold": 5.0}

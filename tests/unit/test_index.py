@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from llmrec.exceptions import ItemIndexError
-from llmrec.index import IndexConfig, ItemIndex
+from llmrec.index import IndexConfig, ItemIndex, Labels
 from llmrec.interests import id_hash
 
 
@@ -302,8 +302,9 @@ def test_the_same_items_build_the_same_graph() -> None:
     for _ in range(3):
         index = ItemIndex(64)
         index.upsert(ids, data)
-        answers.append(index.nearest(queries, 100))
-    assert answers[0] == answers[1] == answers[2]
+        answers.append(np.stack(index.nearest(queries, 100)))
+    assert np.array_equal(answers[0], answers[1])
+    assert np.array_equal(answers[0], answers[2])
 
 
 def test_version_moves_with_every_write_and_ids_follow_reused_slots() -> None:
@@ -344,7 +345,7 @@ def test_a_snapshot_being_written_shuts_out_writes_but_not_searches(tmp_path: Pa
     saver = threading.Thread(target=idx.save, args=(tmp_path / "snap",))
     saver.start()
     assert held.saving.wait(10)
-    searched: list[list[int]] = []
+    searched: list[Labels] = []
     search = threading.Thread(target=lambda: searched.extend(idx.nearest(_unit(rng, 1, 8), 5)))
     search.start()
     search.join(10)
