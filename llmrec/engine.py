@@ -31,7 +31,7 @@ from llmrec.index import ItemIndex
 from llmrec.interests import InterestConfig, UserState, id_hash
 from llmrec.itemstats import ItemStats
 from llmrec.popularity import DecayedPopularity, PopularityConfig
-from llmrec.ranker.features import feature_matrix
+from llmrec.ranker.features import feature_matrices
 from llmrec.ranker.model import Ranker
 from llmrec.rerank import RerankConfig, mmr_batch
 from llmrec.sentiment import SentimentScorer, rating_sentiment
@@ -428,8 +428,8 @@ class Engine:
         if self.ranker is None:
             r = self.config.retrieval
             return [fuse(c, r) if c is not None else None for _, c, _ in gathered]
-        mats = [feature_matrix(st, c, self.items, now) for st, c, now in gathered if c is not None]
-        flat = self.ranker.score(np.concatenate(mats)) if mats else np.zeros(0)
+        users = [(st, c, now) for st, c, now in gathered if c is not None]
+        flat = self.ranker.score(feature_matrices(users, self.items)) if users else np.zeros(0)
         out: list[npt.NDArray[np.float64] | None] = []
         pos = 0
         for _, c, _ in gathered:

@@ -2,7 +2,8 @@
 
 For each catalogue size, on fresh topics and a fresh worker (the learned ranker on):
 1. latency at several offered rates, lowest first, each from a quiet worker: a list received
-   minus its event sent, p50/p95/p99, and the worker's CPU per event;
+   minus its event sent, p50/p95/p99; the worker's CPU and stage time per event; how late its
+   event loop woke (`llmrec_event_loop_lag_seconds`);
 2. throughput: N events produced as fast as possible; events/s = N / (last list - first send),
    and lists per event (one per event unless a user's events share a micro-batch);
 3. where the time goes: the events agent's per-stage seconds (`llmrec_stage_seconds`) and the
@@ -404,7 +405,7 @@ async def _catalogue_run(
                 "offered_rate": rate, "events": n, "received": len(lats),
                 "lists_per_event": round((watcher.records - records) / max(n, 1), 3),
                 "settle_s": round(settle, 1),
-                "worker_cpu_ms_per_event": before.cost_per_event(after, n)["worker_cpu_ms"],
+                "cost_per_event": before.cost_per_event(after, n),
             } | _pcts(lats)  # fmt: skip
             figures["stats_effect_s"] = _histogram_summary(
                 after.text, "llmrec_item_stats_effect_seconds", before=before.text
@@ -412,6 +413,9 @@ async def _catalogue_run(
             # stalls: the loop woke over 100 ms late (a long batch, a collection, a snapshot)
             figures["loop_stalls_over_100ms"] = _histogram_over(
                 after.text, "llmrec_event_loop_lag_seconds", 0.1, before=before.text
+            )
+            figures["loop_lag_s"] = _histogram_summary(
+                after.text, "llmrec_event_loop_lag_seconds", before=before.text
             )
             result["latency_ms"].append(figures)
             console.print(f"latency at {rate:.0f}/s: {figures}")

@@ -9,6 +9,8 @@ must be carried by content. Missing values are NaN, which LightGBM routes on its
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -16,7 +18,7 @@ from llmrec.candidates import SOURCES, Candidates
 from llmrec.interests import UserState
 from llmrec.itemstats import ItemStats
 
-__all__ = ["FEATURES", "GROUPS", "feature_matrix"]
+__all__ = ["FEATURES", "GROUPS", "feature_matrices", "feature_matrix"]
 
 _DAY = 86_400.0
 
@@ -74,6 +76,57 @@ def feature_matrix(
     st: UserState, c: Candidates, stats: ItemStats, now: float
 ) -> npt.NDArray[np.float32]:
     """The (candidates x FEATURES) matrix for one user's candidates at time `now`."""
+    return feature_matrices([(st, c, now)], stats)
+
+
+_AT = {name: j for j, name in enumerate(FEATURES)}
+# Columns one value per user, and columns read straight off the candidates.
+_USER = ("n_topics", "session_weight", "negative_weight", "review_weight", "mood", "history_len")
+_PLAIN = ("topic_gated", "covisit", "covisit_last", "popular", "is_new")
+_SOURCE_COLS = [_AT[f"from_{s}"] for s in SOURCES]
+
+
+def feature_matrices(
+    users: Sequence[tuple[UserState, Candidates, float]], stats: ItemStats
+) -> npt.NDArray[np.float32]:
+    """`feature_matrix` of several users' candidates (each at its own `now`), stacked in
+    order: the item-side columns and the columns shared by a user's rows are filled for every
+    user at once, elementwise, so each value is the one `feature_matrix` gives alone."""
+    sizes = [len(c.ids) for _, c, _ in users]
+    out = np.empty((sum(sizes), len(FEATURES)), dtype=np.float32)
+    if not users:
+        return out
+    # cast to float32 as the ranker reads it; a user's constant is one value for its rows
+    rows = np.concatenate([c.stat_rows for _, c, _ in users])
+    now = np.repeat([now for _, _, now in users], sizes)
+    n_reviews = stats.review_counts(rows)
+    out[:, _AT["item_sentiment"]] = stats.sentiment(rows)
+    out[:, _AT["item_reviews_log"]] = np.log1p(n_reviews)
+    first = stats.first_seen(rows)
+    out[:, _AT["item_age_days_log"]] = np.log1p(np.maximum(now - first, 0.0) / _DAY)  # NaN stays
+    out[:, _AT["item_count_log"]] = np.log1p(stats.counts(rows))
+    constants = [
+        (
+            float(len(st.topics)), st.short_weight, st.negative_weight, st.review_weight,
+            st.mood if st.mood_n > 0 else np.nan, float(len(st.seen)),
+        )
+        for st, _, _ in users
+    ]  # fmt: skip
+    out[:, [_AT[name] for name in _USER]] = np.repeat(constants, sizes, axis=0)
+    out[:, [_AT[name] for name in _PLAIN]] = np.concatenate(
+        [np.stack([c.content, c.covisit, c.covisit_last, c.popular, c.new], axis=1)
+         for _, c, _ in users]
+    )  # fmt: skip
+    out[:, _SOURCE_COLS] = np.concatenate([c.proposed for _, c, _ in users])
+    pos = 0
+    for (st, c, _), n in zip(users, sizes, strict=True):
+        _per_user(out[pos : pos + n], st, c, stats)
+        pos += n
+    return out
+
+
+def _per_user(out: npt.NDArray[np.float32], st: UserState, c: Candidates, stats: ItemStats) -> None:
+    """The columns computed from one user's own vectors and scores, into its rows `out`."""
     n = len(c.ids)
     nan = np.full(n, np.nan)
     if st.topics:
@@ -85,43 +138,21 @@ def feature_matrix(
         topic_weighted = sims @ shares
     else:
         topic_best, topic_share, topic_weighted = nan, nan, nan
-    rows = c.stat_rows
     if st.review is not None:
-        crowd, n_reviews = stats.crowd_vectors(rows)
+        crowd, n_reviews = stats.crowd_vectors(c.stat_rows)
         vs_crowd = np.where(n_reviews > 0, crowd @ st.review, np.nan)
         vs_item = c.vecs @ st.review
     else:  # no crowd vectors gathered for a user who never wrote a review
-        n_reviews, vs_crowd, vs_item = stats.review_counts(rows), nan, nan
-    first = stats.first_seen(rows)
-    age = np.log1p(np.maximum(now - first, 0.0) / _DAY)  # NaN stays NaN
-    cols: list[npt.NDArray[np.float64] | npt.NDArray[np.float32] | float] = [
-        c.content,
-        topic_best,
-        topic_share,
-        topic_weighted,
-        float(len(st.topics)),
-        c.short if st.short is not None else nan,
-        st.short_weight,
-        c.negative if st.negative is not None else nan,
-        st.negative_weight,
-        vs_crowd,
-        vs_item,
-        st.review_weight,
-        st.mood if st.mood_n > 0 else np.nan,
-        stats.sentiment(rows),
-        np.log1p(n_reviews),
-        c.covisit,
-        _rank_desc(c.covisit),
-        c.covisit_last,
-        c.popular,
-        age,
-        np.log1p(stats.counts(rows)),
-        float(len(st.seen)),
-        c.new,
-        *(c.proposed[:, j] for j in range(len(SOURCES))),
-    ]
-    assert len(cols) == len(FEATURES)
-    out = np.empty((n, len(FEATURES)), dtype=np.float32)
-    for j, col in enumerate(cols):
-        out[:, j] = col  # cast to float32 as the ranker reads it; a user's constant is one value
-    return out
+        vs_crowd, vs_item = nan, nan
+    cols = {
+        "topic_best": topic_best,
+        "topic_best_share": topic_share,
+        "topic_weighted": topic_weighted,
+        "session_sim": c.short if st.short is not None else nan,
+        "negative_sim": c.negative if st.negative is not None else nan,
+        "review_vs_crowd": vs_crowd,
+        "review_vs_item": vs_item,
+        "covisit_rank": _rank_desc(c.covisit),
+    }
+    for name, col in cols.items():
+        out[:, _AT[name]] = col

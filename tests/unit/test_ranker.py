@@ -11,7 +11,7 @@ import pytest
 
 from llmrec.engine import Engine, EngineConfig
 from llmrec.events import Event, parse_event
-from llmrec.ranker.features import FEATURES, feature_matrix
+from llmrec.ranker.features import FEATURES, feature_matrices, feature_matrix
 from llmrec.ranker.model import Ranker
 from llmrec.ranker.store import RankerWatcher, load_current, publish
 from llmrec.ranker.train import FitConfig, Group, SampleConfig, fit_ranker, train_on_stream
@@ -168,6 +168,25 @@ def test_batched_scoring_matches_one_user_at_a_time() -> None:
     assert c is not None
     x = feature_matrix(st, c, engine.items, 2e6)
     assert x.shape == (len(c.ids), len(FEATURES))
+
+
+def test_features_of_many_users_are_each_users_own() -> None:
+    engine = _stream_engine()
+    states: dict[str, bytes] = {}
+    engine.replay(_toy_stream(20, 2), states)
+    states["cold"] = engine.observe(None, _event(10**6, "cold", "fresh", "purchase"))
+    users = []
+    for n, user in enumerate(("u1", "cold", "u2", "u7")):  # reviewers, and one who never wrote
+        st, c = engine.candidates(states[user], 2e6 + 86_400 * n)
+        assert c is not None
+        users.append((st, c, 2e6 + 86_400 * n))
+    assert users[0][0].review is not None
+    assert users[1][0].review is None
+    together = feature_matrices(users, engine.items)
+    alone = np.concatenate([feature_matrix(st, c, engine.items, now) for st, c, now in users])
+    np.testing.assert_array_equal(together, alone)  # bit for bit, NaN where alone has NaN
+    assert np.isnan(together[:, FEATURES.index("review_vs_crowd")]).any()
+    assert feature_matrices([], engine.items).shape == (0, len(FEATURES))
 
 
 def test_compiled_scores_are_lightgbms(monkeypatch: pytest.MonkeyPatch) -> None:
