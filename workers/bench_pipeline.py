@@ -414,6 +414,11 @@ async def _catalogue_run(
             figures["loop_stalls_over_100ms"] = _histogram_over(
                 after.text, "llmrec_event_loop_lag_seconds", 0.1, before=before.text
             )
+            # the worker's own view (event's Kafka timestamp to its list's publication): what
+            # the end-to-end figures add beyond it is the broker and the consumers
+            figures["worker_latency_s"] = _histogram_summary(
+                after.text, "llmrec_event_to_recommendation_seconds", before=before.text
+            )
             figures["loop_lag_s"] = _histogram_summary(
                 after.text, "llmrec_event_loop_lag_seconds", before=before.text
             )
