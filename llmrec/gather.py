@@ -45,24 +45,34 @@ class Shared:
 
 class KeyLabels:
     """The index label of each co-visitation key (-1 where the index lacks the item), so the
-    graph's candidates reach the index without an id looked up per candidate. Built again when
-    the index changes (`ItemIndex.version`) or either is replaced; extended as the graph
-    interns new items."""
+    graph's candidates reach the index without an id looked up per candidate. Only what may
+    have changed is looked up again: the keys without a label when the index has given new
+    labels, the keys the graph interned since; all of them after a delete, or when the index
+    or the graph is replaced."""
 
     def __init__(self) -> None:
-        self._of: tuple[ItemIndex, int, CoVisitation] | None = None
+        self._of: tuple[ItemIndex, CoVisitation, int] | None = None
+        self._given = 0
         self._labels: Labels = np.zeros(0, dtype=np.int64)
 
     def __call__(self, index: ItemIndex, covisit: CoVisitation) -> Labels:
-        names, version = covisit.names, index.version  # the version first: a write after it
-        # makes the next call rebuild
+        # read before the lookups: a write after them makes the next call look again
+        names, deletions, given = covisit.names, index.deletions, index.labels_given
         of = self._of
-        if of is None or of[0] is not index or of[1] != version or of[2] is not covisit:
-            self._of = (index, version, covisit)
+        if of is None or of[0] is not index or of[1] is not covisit or of[2] != deletions:
+            self._of = (index, covisit, deletions)
             self._labels = index.labels(names)
-        elif len(self._labels) < len(names):
-            fresh = index.labels(names[len(self._labels) :])
-            self._labels = np.concatenate([self._labels, fresh])
+        else:
+            labels = self._labels
+            if given != self._given:
+                missing = np.flatnonzero(labels == -1)
+                if missing.size:
+                    labels = labels.copy()  # the caller's batch may still hold the old one
+                    labels[missing] = index.labels([names[i] for i in missing.tolist()])
+            if len(labels) < len(names):
+                labels = np.concatenate([labels, index.labels(names[len(labels) :])])
+            self._labels = labels
+        self._given = given
         return self._labels
 
 

@@ -86,7 +86,7 @@ class ItemIndex:
         self._ids = np.zeros(self.config.initial_capacity, dtype=object)  # id of each label
         self._label_of: dict[str, int] = {}
         self._next_label = 0
-        self._version = 0  # bumped by every write: labels cached elsewhere are checked by it
+        self._deletions = 0  # labels cached elsewhere are checked by it and by `labels_given`
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -97,9 +97,16 @@ class ItemIndex:
         return item_id in self._label_of
 
     @property
-    def version(self) -> int:
-        """Changes whenever an id gains, changes or loses its label (any upsert or delete)."""
-        return self._version
+    def labels_given(self) -> int:
+        """How many labels have been given: it grows whenever an id gains a label (a new or
+        re-inserted item); a replaced item keeps its label."""
+        return self._next_label
+
+    @property
+    def deletions(self) -> int:
+        """How many deletes: it grows whenever an id loses its label. Ids never change labels
+        otherwise, so a label looked up stays right until one of the two moves."""
+        return self._deletions
 
     @property
     def capacity(self) -> int:
@@ -228,7 +235,6 @@ class ItemIndex:
             self._hash[labels] = [id_hash(i) for i in item_ids]
             self._ids[labels] = item_ids
             self._alive[labels] = True
-            self._version += 1
 
     def delete(self, item_id: str) -> bool:
         """Remove `item_id`; False when it was not there."""
@@ -237,7 +243,7 @@ class ItemIndex:
             if label is None:
                 return False
             self._alive[label] = False
-            self._version += 1
+            self._deletions += 1
             self._graph.mark_deleted(label)
             return True
 

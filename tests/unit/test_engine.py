@@ -327,3 +327,37 @@ def test_stat_rows_follow_the_index_and_the_statistics(engine: Engine) -> None:
     assert rows[int(index.labels(["s-robot"])[0])] == stats.rows(["s-robot"])[0]
     other = ItemStats(index.dim)  # replaced statistics (a restore)
     assert cache(index, other).tolist() == [-1] * len(rows)
+
+
+def test_key_labels_follow_the_index_and_the_graph(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmrec.gather import KeyLabels
+    from llmrec.index import ItemIndex
+
+    cache, index, graph = KeyLabels(), engine.index, CoVisitation(CoVisitConfig())
+    looked_up: list[int] = []
+    real = ItemIndex.labels
+
+    def counting(self: ItemIndex, ids: Any) -> Labels:
+        looked_up.append(len(ids))
+        return real(self, ids)
+
+    monkeypatch.setattr(ItemIndex, "labels", counting)
+
+    def check() -> list[int]:
+        looked_up.clear()
+        assert cache(index, graph).tolist() == real(index, graph.names).tolist()
+        return list(looked_up)
+
+    graph.add("c-pie", ["s-robot", "not-yet"])  # one id the index does not hold
+    check()
+    index.upsert(["c-pie"], index.vectors(["c-stew"]))  # replaced: no label moves
+    assert check() == []
+    index.upsert(["not-yet"], index.vectors(["c-soup"]))  # a new label: only the missing key
+    assert check() == [1]
+    graph.add("c-soup", ["later"])  # the graph interns two more ids: only they are looked up
+    assert check() == [2]
+    index.delete("s-robot")  # a label lost: all again
+    assert check() == [len(graph.names)]
+    assert cache(index, CoVisitation(CoVisitConfig())).tolist() == []  # a replaced graph

@@ -307,18 +307,19 @@ def test_the_same_items_build_the_same_graph() -> None:
     assert np.array_equal(answers[0], answers[2])
 
 
-def test_version_moves_with_every_write_and_ids_follow_reused_slots() -> None:
+def test_labels_given_and_deletions_count_label_changes_and_ids_follow_reused_slots() -> None:
     index = ItemIndex(2, IndexConfig(initial_capacity=2))
-    v0 = index.version
     index.upsert(["a", "b"], np.array([[1, 0], [0, 1]], dtype=np.float32))
-    v1 = index.version
+    assert (index.labels_given, index.deletions) == (2, 0)
+    index.upsert(["b"], np.array([[1, 1]], dtype=np.float32))  # replaced: keeps its label
+    assert (index.labels_given, index.deletions) == (2, 0)
     index.delete("a")
-    v2 = index.version
-    index.upsert(["c", "d", "e"], np.array([[1, 1], [1, 0], [0, 1]], dtype=np.float32))
-    assert len({v0, v1, index.version, v2}) == 4
-    labels = index.labels(["b", "c", "d", "e"])
+    assert (index.labels_given, index.deletions) == (2, 1)
+    index.upsert(["c", "d", "e", "a"], np.array([[1, 1], [1, 0], [0, 1], [1, 0]], np.float32))
+    assert (index.labels_given, index.deletions) == (6, 1)  # "a" again: a new label
+    labels = index.labels(["b", "c", "d", "e", "a"])
     _, ids, _ = index.resolve(labels)
-    assert ids == ["b", "c", "d", "e"]
+    assert ids == ["b", "c", "d", "e", "a"]
 
 
 class _HeldSave:
