@@ -50,7 +50,7 @@ from workers.settings import REPO_ROOT, Settings, get_settings
 from workers.topic_admin import assign_all, ensure_topics, read_to_end, topic_names
 from workers.worker_proc import WorkerProcess
 
-__all__ = ["bench_pipeline"]
+__all__ = ["bench_pipeline", "resolve_ranker", "traffic"]
 
 
 log = logging.getLogger(__name__)
@@ -341,7 +341,7 @@ def _pcts(values: list[float]) -> dict[str, float]:
     }
 
 
-def _traffic(ds: Dataset, known: set[str], order: str, n: int) -> list[dict[str, Any]]:
+def traffic(ds: Dataset, known: set[str], order: str, n: int) -> list[dict[str, Any]]:
     """`n` events on the catalogue's items in `order`; the stream repeats (new event ids) if
     the dataset has fewer. Interleaved, each user sends at most the median user's count of
     events, so that every part of the stream has about as many users."""
@@ -460,7 +460,7 @@ async def _run(
         update = {"topic_prefix": env["LLMREC_TOPIC_PREFIX"], "partitions": partitions}
         settings = base.model_copy(update={"bootstrap_servers": bootstrap, **update})
         items = list(islice(item_records(ds), n_items))
-        events = _traffic(ds, {i["item_id"] for i in items}, order, n_events)
+        events = traffic(ds, {i["item_id"] for i in items}, order, n_events)
         (workdir / unique).mkdir(parents=True)
         console.print(f"[bold]catalogue of {len(items)} items[/], {order} traffic")
         run = await _catalogue_run(
@@ -481,7 +481,7 @@ async def _run(
     return result
 
 
-def _ranker(base: Settings, choice: str, workdir: Path) -> Path | None:
+def resolve_ranker(base: Settings, choice: str, workdir: Path) -> Path | None:
     """The ranker root the worker uses: none, a given root, the installed one, or one trained
     here on ml-latest-small (`llmrec train-ranker`)."""
     if choice == "none":
@@ -530,7 +530,7 @@ def bench_pipeline(  # noqa: PLR0917 - one positional per CLI option is typer's 
     workdir = Path(tempfile.mkdtemp(prefix="llmrec-bench-"))
     broker = None
     try:
-        root = _ranker(base, ranker, workdir)
+        root = resolve_ranker(base, ranker, workdir)
         if bootstrap is None:
             cfg = BrokerConfig(
                 home=workdir / "kafka", lib=base.kafka_lib, port=free_port(),

@@ -12,6 +12,7 @@ from llmrec.exceptions import BrokerError
 from onnx_export.cli import bench_encoder, export_model
 from onnx_export.cli_tune import tune_encoder_command
 from workers import (
+    bench_engine,
     bench_pipeline,
     bench_ranker,
     cli_data,
@@ -51,6 +52,7 @@ app.command("produce")(cli_pipeline.produce)
 app.command("tail")(cli_pipeline.tail)
 app.command("forget")(cli_privacy.forget)
 app.command("demo")(cli_demo.demo)
+bench_app.command("engine")(bench_engine.bench_engine)
 bench_app.command("pipeline")(bench_pipeline.bench_pipeline)
 bench_app.command("ranker")(bench_ranker.bench_ranker)
 
