@@ -126,6 +126,17 @@ async def _send_events(
     return sent
 
 
+async def _latencies(
+    prod: AIOKafkaProducer, topic: str, watcher: _Watcher, events: list[dict[str, Any]], *,
+    rate: float, timeout: float,
+) -> list[float]:  # fmt: skip
+    """Send `events` at `rate` a second; seconds from each send to its answer (the answered
+    ones, after waiting up to `timeout` for all)."""
+    sent = await _send_events(prod, topic, events, rate)
+    await watcher.wait_count(set(sent), timeout)
+    return [watcher.arrived[i] - t for i, t in sent.items() if i in watcher.arrived]
+
+
 async def _timed_burst(
     prod: AIOKafkaProducer, topic: str, watcher: _Watcher, events: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -185,9 +196,9 @@ async def _framework_ceiling(
                 {**e, "event_id": f"f{rate:.0f}-{i}"}
                 for i, e in enumerate(islice(cycle(events), n))
             ]
-            sent = await _send_events(prod, src, run, rate)
-            await watcher.wait_count(set(sent), max(60.0, 3 * duration))
-            lats = [watcher.arrived[i] - t for i, t in sent.items() if i in watcher.arrived]
+            lats = await _latencies(
+                prod, src, watcher, run, rate=rate, timeout=max(60.0, 3 * duration)
+            )
             latency.append({"offered_rate": rate, "events": n, "received": len(lats)} | _pcts(lats))
             console.print(f"bare Faust agent, latency at {rate:.0f}/s: {latency[-1]}")
         burst = [{**e, "event_id": f"f-{i}"} for i, e in enumerate(events)]
@@ -396,10 +407,11 @@ async def _catalogue_run(
             run = events[offset : offset + n]
             offset += n
             records, before = watcher.records, _Probe(worker)
-            sent = await _send_events(prod, names["events"], run, rate)
             # past saturation the backlog drains at >= 100 events/s: wait for all of it
-            await watcher.wait_count(set(sent), max(60.0, 3 * duration, n / 100 + 30))
-            lats = [watcher.arrived[i] - t for i, t in sent.items() if i in watcher.arrived]
+            lats = await _latencies(
+                prod, names["events"], watcher, run, rate=rate,
+                timeout=max(60.0, 3 * duration, n / 100 + 30),
+            )  # fmt: skip
             after = _Probe(worker)
             figures: dict[str, Any] = {
                 "offered_rate": rate, "events": n, "received": len(lats),

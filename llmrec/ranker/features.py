@@ -80,10 +80,18 @@ def feature_matrix(
 
 
 _AT = {name: j for j, name in enumerate(FEATURES)}
-# Columns one value per user, and columns read straight off the candidates.
+# How each column is filled: from the item statistics, one value per user, read straight off
+# the candidates, the sources that proposed them, or computed per user (`_per_user`).
+_ITEM = ("item_sentiment", "item_reviews_log", "item_age_days_log", "item_count_log")
 _USER = ("n_topics", "session_weight", "negative_weight", "review_weight", "mood", "history_len")
 _PLAIN = ("topic_gated", "covisit", "covisit_last", "popular", "is_new")
-_SOURCE_COLS = [_AT[f"from_{s}"] for s in SOURCES]
+_SOURCE = tuple(f"from_{s}" for s in SOURCES)
+_OWN = (
+    "topic_best", "topic_best_share", "topic_weighted", "session_sim", "negative_sim",
+    "review_vs_crowd", "review_vs_item", "covisit_rank",
+)  # fmt: skip
+# every column filled exactly once: the matrix starts uninitialised
+assert sorted(_ITEM + _USER + _PLAIN + _SOURCE + _OWN) == sorted(FEATURES)
 
 
 def feature_matrices(
@@ -117,7 +125,7 @@ def feature_matrices(
         [np.stack([c.content, c.covisit, c.covisit_last, c.popular, c.new], axis=1)
          for _, c, _ in users]
     )  # fmt: skip
-    out[:, _SOURCE_COLS] = np.concatenate([c.proposed for _, c, _ in users])
+    out[:, [_AT[name] for name in _SOURCE]] = np.concatenate([c.proposed for _, c, _ in users])
     pos = 0
     for (st, c, _), n in zip(users, sizes, strict=True):
         _per_user(out[pos : pos + n], st, c, stats)
@@ -144,15 +152,11 @@ def _per_user(out: npt.NDArray[np.float32], st: UserState, c: Candidates, stats:
         vs_item = c.vecs @ st.review
     else:  # no crowd vectors gathered for a user who never wrote a review
         vs_crowd, vs_item = nan, nan
-    cols = {
-        "topic_best": topic_best,
-        "topic_best_share": topic_share,
-        "topic_weighted": topic_weighted,
-        "session_sim": c.short if st.short is not None else nan,
-        "negative_sim": c.negative if st.negative is not None else nan,
-        "review_vs_crowd": vs_crowd,
-        "review_vs_item": vs_item,
-        "covisit_rank": _rank_desc(c.covisit),
-    }
-    for name, col in cols.items():
+    cols = (
+        topic_best, topic_share, topic_weighted,
+        c.short if st.short is not None else nan,
+        c.negative if st.negative is not None else nan,
+        vs_crowd, vs_item, _rank_desc(c.covisit),
+    )  # fmt: skip
+    for name, col in zip(_OWN, cols, strict=True):
         out[:, _AT[name]] = col
