@@ -7,7 +7,9 @@ For each catalogue size, on fresh topics and a fresh worker (the learned ranker 
 2. throughput: N events produced as fast as possible; events/s = N / (last list - first send),
    and lists per event (one per event unless a user's events share a micro-batch);
 3. where the time goes: the events agent's per-stage seconds (`llmrec_stage_seconds`) and the
-   worker process's CPU seconds, per event, over the throughput run.
+   worker process's CPU seconds, per event, over the throughput run; the worker's CPU when
+   idle (before the first rate); and a cost model fitted over all the runs, CPU per event =
+   a + b / events per micro-batch, which says what batching saves and what a batch costs.
 Once per run, the framework ceiling: a bare Faust agent (`workers.bench_faust`) parsing and
 forwarding the same events, timed the same way (latency at the same offered rates, then
 throughput); llmrec's ratio to its throughput is the figure to hold, its latency the floor.
@@ -31,7 +33,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
@@ -296,6 +298,19 @@ def _stage_sums(metrics_text: str, field: str = "sum") -> dict[str, float]:
     return out
 
 
+async def _idle_cpu(
+    worker: WorkerProcess, updates_topic: str, seconds: float = 10.0
+) -> dict[str, float]:
+    """The worker's CPU share (of one core) with no traffic, once quiet: what its timers,
+    pollers and consumers cost before any event, to set against the cost per event."""
+    await _quiet(worker, updates_topic)
+    assert worker.proc is not None, "the worker is running"
+    cpu, t0 = _cpu_seconds(worker.proc.pid), time.perf_counter()
+    await asyncio.sleep(seconds)
+    share = (_cpu_seconds(worker.proc.pid) - cpu) / (time.perf_counter() - t0)
+    return {"seconds": seconds, "cpu_share": round(share, 3)}
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -324,6 +339,22 @@ class _Probe:
             "stages_wall_ms": dict(sorted(stages.items(), key=lambda kv: -kv[1])),
             "stages_total_ms": round(sum(stages.values()), 3),
         }
+
+
+def cost_model(costs: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
+    """Worker CPU per event as `per_event_ms + per_batch_ms / events_per_batch`, least squares
+    over runs (`cost_per_event` figures) at different micro-batch sizes: what one more event
+    costs, and what each micro-batch costs whatever its size (polls, sends, per-call
+    overheads). None with fewer than two distinct batch sizes."""
+    runs = [(c["events_per_batch"], c["worker_cpu_ms"]) for c in costs if c.get("events_per_batch")]
+    if len({b for b, _ in runs}) < 2:
+        return None
+    x = np.array([[1.0, 1.0 / b] for b, _ in runs])
+    y = np.array([cpu for _, cpu in runs])
+    (per_event, per_batch), *_ = np.linalg.lstsq(x, y, rcond=None)
+    worst = float(np.max(np.abs(x @ [per_event, per_batch] - y)))
+    return {"per_event_ms": round(float(per_event), 3), "per_batch_ms": round(float(per_batch), 3),
+            "worst_residual_ms": round(worst, 3), "runs": len(runs)}  # fmt: skip
 
 
 async def _stats_bytes(settings: Settings, snapshot: Path) -> dict[str, float]:
@@ -399,6 +430,8 @@ async def _catalogue_run(
         # Latency first, lowest rate first: a saturating run or the burst would leave work
         # behind that the next run measures (statistics queued in Faust's buffers, changelog
         # writes); each run starts from a quiet worker.
+        result["idle"] = await _idle_cpu(worker, names["item_updates"])
+        console.print(f"idle worker: {result['idle']}")
         result["latency_ms"] = []
         offset = len(warm)
         for rate in rates:
@@ -443,6 +476,10 @@ async def _catalogue_run(
         result["cost_per_event"] = before.cost_per_event(_Probe(worker), len(burst))
         console.print(f"throughput: {result['throughput']}")
         console.print(f"cost per event: {result['cost_per_event']}")
+        result["cost_model"] = cost_model(
+            [f["cost_per_event"] for f in result["latency_ms"]] + [result["cost_per_event"]]
+        )
+        console.print(f"cost model: {result['cost_model']}")
         result["worker_health"] = worker.get("/health")[1]
     finally:
         await watcher.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.bench_pipeline import _histogram_over, _histogram_summary, _stage_sums
+from workers.bench_pipeline import _histogram_over, _histogram_summary, _stage_sums, cost_model
 
 NAME = "llmrec_event_loop_lag_seconds"
 
@@ -37,3 +37,14 @@ def test_stage_sums_read_seconds_and_micro_batches_by_stage() -> None:
     )
     assert _stage_sums(text) == {"retrieve": 1.25, "fold": 0.5}
     assert _stage_sums(text, "count") == {"retrieve": 4.0, "fold": 5.0}
+
+
+def test_cost_model_splits_cpu_into_per_event_and_per_batch_parts() -> None:
+    # 1.5 ms an event and 5 ms a micro-batch, read back from runs at three batch sizes
+    runs = [{"events_per_batch": b, "worker_cpu_ms": 1.5 + 5.0 / b} for b in (2.0, 10.0, 80.0)]
+    model = cost_model([*runs, {"events_per_batch": None, "worker_cpu_ms": 9.0}])
+    assert model is not None
+    assert (model["per_event_ms"], model["per_batch_ms"]) == (1.5, 5.0)
+    assert model["worst_residual_ms"] == 0.0
+    assert model["runs"] == 3
+    assert cost_model(runs[:1] * 2) is None  # one batch size: nothing to separate

@@ -222,6 +222,24 @@ def test_covisit_top_equals_sorted_score_as_the_graph_changes() -> None:
     assert compared > 50  # the comparison saw real neighbour lists, not empty ones
 
 
+def test_covisit_top_breaks_ties_by_first_appearance_at_the_cut() -> None:
+    # unit weights, one neighbour a visit, equal source weights: most scores tie, and `k`
+    # cuts through the ties, which must go to the items first met, as `sorted` keeps them
+    rng = np.random.default_rng(3)
+    cv = CoVisitation(CoVisitConfig(max_neighbours=50, window=1, normalise_alpha=0.0))
+    items = [f"i{n}" for n in range(30)]
+    history = [items[int(i)] for i in rng.integers(len(items), size=300)]
+    for n, item in enumerate(history):
+        cv.add(item, history[max(0, n - 1) : n])
+    for k in (1, 3, 7, 12):
+        for sources in (1, 4):
+            recent = [(i, 1.0) for i in items[:sources]]
+            by_score = sorted(cv.score(recent).items(), key=lambda kv: -kv[1][0])[:k]
+            assert cv.top(recent, k) == [(i, s, src) for i, (s, src) in by_score]
+    scores = [s for _, (s, _) in cv.score([(i, 1.0) for i in items[:4]]).items()]
+    assert len(set(scores)) < len(scores)  # the comparison saw ties
+
+
 # -- exactly once: redelivered events ---------------------------------------------------------
 
 
