@@ -311,9 +311,11 @@ async def _idle_cpu(
     return {"seconds": seconds, "cpu_share": round(share, 3)}
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU seconds of a process (all its threads), or of one of its threads
+    (the main thread's id is the process's), from /proc."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -324,6 +326,9 @@ class _Probe:
         self.text = _metrics_text(worker)
         assert worker.proc is not None, "the worker is running"
         self.cpu = _cpu_seconds(worker.proc.pid)
+        # the event loop's thread, which runs every agent: what bounds one worker's rate (the
+        # rest is Faust's consumer thread and the hnswlib and onnxruntime threads)
+        self.main_cpu = _cpu_seconds(worker.proc.pid, worker.proc.pid)
 
     def cost_per_event(self, later: _Probe, events: int) -> dict[str, Any]:
         """Milliseconds per event: worker CPU, and wall time in each events-agent stage."""
@@ -336,17 +341,20 @@ class _Probe:
         return {
             "events_per_batch": round(events / batches, 1) if batches else None,
             "worker_cpu_ms": round(1e3 * (later.cpu - self.cpu) / events, 3),
+            "main_thread_cpu_ms": round(1e3 * (later.main_cpu - self.main_cpu) / events, 3),
             "stages_wall_ms": dict(sorted(stages.items(), key=lambda kv: -kv[1])),
             "stages_total_ms": round(sum(stages.values()), 3),
         }
 
 
-def cost_model(costs: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
-    """Worker CPU per event as `per_event_ms + per_batch_ms / events_per_batch`, least squares
-    over runs (`cost_per_event` figures) at different micro-batch sizes: what one more event
-    costs, and what each micro-batch costs whatever its size (polls, sends, per-call
+def cost_model(
+    costs: Sequence[Mapping[str, Any]], field: str = "worker_cpu_ms"
+) -> dict[str, float] | None:
+    """CPU per event (`field` of `cost_per_event` figures) as `per_event_ms + per_batch_ms /
+    events_per_batch`, least squares over runs at different micro-batch sizes: what one more
+    event costs, and what each micro-batch costs whatever its size (polls, sends, per-call
     overheads). None with fewer than two distinct batch sizes."""
-    runs = [(c["events_per_batch"], c["worker_cpu_ms"]) for c in costs if c.get("events_per_batch")]
+    runs = [(c["events_per_batch"], c[field]) for c in costs if c.get("events_per_batch")]
     if len({b for b, _ in runs}) < 2:
         return None
     x = np.array([[1.0, 1.0 / b] for b, _ in runs])
@@ -476,9 +484,11 @@ async def _catalogue_run(
         result["cost_per_event"] = before.cost_per_event(_Probe(worker), len(burst))
         console.print(f"throughput: {result['throughput']}")
         console.print(f"cost per event: {result['cost_per_event']}")
-        result["cost_model"] = cost_model(
-            [f["cost_per_event"] for f in result["latency_ms"]] + [result["cost_per_event"]]
-        )
+        costs = [f["cost_per_event"] for f in result["latency_ms"]] + [result["cost_per_event"]]
+        result["cost_model"] = {
+            "process": cost_model(costs),
+            "main_thread": cost_model(costs, "main_thread_cpu_ms"),
+        }
         console.print(f"cost model: {result['cost_model']}")
         result["worker_health"] = worker.get("/health")[1]
     finally:
