@@ -11,6 +11,9 @@ first N ml-latest-small movies, encoded as the worker does):
    in one call; the statistics stay as the warm-up left them, so that every batch size answers
    the same requests. Wall ms per event by stage (fold, retrieve, rank, rerank), lists/s, and
    the sha256 of every list's ids, scores and reasons.
+Compare hashes of runs with the same `--items`: a catalogue encoded after another reuses the
+encoder's cache, so its texts are batched differently, and int8 vectors vary slightly with
+their batch-mates (activations are quantised per batch).
 """
 
 from __future__ import annotations
