@@ -65,9 +65,9 @@ def mmr_batch(
     max_sim = np.zeros((len(live), size))  # cosine to the closest pick so far; none: no penalty
     for step in range(steps):
         gain = relevance - penalty * max_sim
-        gain[rows[:, None], picks[:, :step]] = -np.inf
         best = np.argmax(gain, axis=1)
         picks[:, step] = best
+        relevance[rows, best] = -np.inf  # picked: never again (its gain is -inf from now on)
         for b, (v, j) in enumerate(zip(vecs, best.tolist(), strict=True)):
             sims[b, : len(v)] = v @ v[j]
         max_sim = sims.astype(np.float64) if step == 0 else np.maximum(max_sim, sims)
