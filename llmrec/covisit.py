@@ -30,6 +30,7 @@ from itertools import islice
 import numpy as np
 import numpy.typing as npt
 
+from llmrec.arrays import first_seen
 from llmrec.stats_snapshot import StatsPart, check
 
 __all__ = ["CoVisitConfig", "CoVisitation"]
@@ -226,20 +227,18 @@ class CoVisitation:
             best = _top_stable(contrib, k)
             return key[best], contrib[best], np.full(len(best), used[0], dtype=np.int64)
         n, size = len(self._names), key.size
-        total = np.bincount(key, weights=contrib, minlength=n)  # adds in appearance order
-        first = np.full(n, size)
-        np.minimum.at(first, key, np.arange(size))
+        # adds in appearance order; float64 already with weights (asarray only types it)
+        total = np.asarray(np.bincount(key, weights=contrib, minlength=n), dtype=np.float64)
         largest = np.zeros(n)
         np.maximum.at(largest, key, contrib)
         # the earliest source giving each item its largest contribution
         at_max = np.flatnonzero(contrib == largest[key])
         first_max = np.full(n, size)
         np.minimum.at(first_max, key[at_max], at_max)
-        appearance = key[first[key] == np.arange(size)]  # each item once, as it first appears
+        appearance = first_seen(key, n)  # each item once, as it first appears
         chosen = appearance[_top_stable(total[appearance], k)]
         src_pos = np.repeat(used, sizes)[first_max[chosen]]
-        scores = total[chosen].astype(np.float64, copy=False)
-        return chosen.astype(np.int64), scores, src_pos.astype(np.int64)
+        return chosen.astype(np.int64), total[chosen], src_pos.astype(np.int64)
 
     def neighbours(self, item_id: str, k: int | None = None) -> list[tuple[str, float]]:
         """Neighbours of `item_id` by normalised similarity, best first."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from llmrec.arrays import first_seen
 from llmrec.candidates import SOURCES, Candidates, RetrievalConfig, Sources
 from llmrec.covisit import CoVisitation
 from llmrec.index import ItemIndex, Labels
@@ -184,16 +185,6 @@ def _search(
     return found
 
 
-def _first_seen(labels: Labels, top: int) -> Labels:
-    """`labels` (each in [0, top)) without repeats, each kept where it first appears: one
-    dense array of first positions, cheaper than a sort at a user's few hundred labels."""
-    at = np.arange(len(labels))
-    first = np.full(top, len(labels))
-    np.minimum.at(first, labels, at)
-    kept: Labels = labels[first[labels] == at]
-    return kept
-
-
 def _without(values: npt.NDArray[np.int64], banned: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     """Which of `values` are not in `banned`: a binary search in the sorted `banned`, several
     times cheaper than `np.isin` at a thousand banned hashes."""
@@ -252,7 +243,7 @@ def _assemble(
         [pop_labels, new_labels, cov_labels, last_labels, topic_labels, session_labels]
     )
     top = int(listed.max()) + 1 if listed.size else 0  # every label looked up is in `listed`
-    labels = _first_seen(listed[listed >= 0], top)
+    labels = first_seen(listed[listed >= 0], top)
     if exclude:
         labels = labels[_without(labels, index.labels(list(exclude)))]
     banned = np.fromiter((*st.seen, *st.disliked), np.int64, len(st.seen) + len(st.disliked))

@@ -307,12 +307,13 @@ def test_a_batch_of_users_gets_the_lists_each_would_get_alone(engine: Engine) ->
 
 @pytest.mark.parametrize("seed", range(5))
 def test_candidate_filters_agree_with_numpy_set_operations(seed: int) -> None:
-    from llmrec.gather import _first_seen, _without
+    from llmrec.arrays import first_seen
+    from llmrec.gather import _without
 
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 50, size=int(rng.integers(0, 200)))
     _, first = np.unique(labels, return_index=True)
-    assert _first_seen(labels, 50).tolist() == labels[np.sort(first)].tolist()
+    assert first_seen(labels, 50).tolist() == labels[np.sort(first)].tolist()
     values = rng.integers(-5, 2**32, size=300)
     banned = np.concatenate([rng.choice(values, 40), rng.integers(0, 2**32, 1000)])
     for ban in (banned, banned[:0], np.array([values.max() + 1]), np.array([values.min() - 1])):
