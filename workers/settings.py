@@ -165,11 +165,10 @@ class Settings(BaseSettings):
     item_batch_size: int = Field(default=64, ge=1, le=4096)
     item_batch_within_s: float = Field(default=0.2, gt=0)
     # User events are taken in micro-batches too: a user's events in one batch are folded in
-    # order and answered by one list (bounded wait: a batch closes after `within` seconds).
-    # Faust's `take_events` waits the whole window after every batch, even with events
-    # already waiting, so it is short: with 10 ms, `bench pipeline` measured p50 24-26 ms at
-    # 100 events/s against 15-19 ms with 2 ms, and the same burst throughput (its batches
-    # still fill while a batch is answered).
+    # order and answered by one list. An event that finds the worker idle is answered at once;
+    # when events were waiting after the last batch, the next one gathers arrivals for
+    # `event_batch_within_s` first (`workers.agents.batches`: Faust's `take_events` waited that
+    # long after every batch and woke that often while idle).
     event_batch_size: int = Field(default=256, ge=1, le=10_000)
     event_batch_within_s: float = Field(default=0.002, gt=0)
     # Statistics updates are folded per item over a longer window: an item engaged with several

@@ -29,6 +29,7 @@ from llmrec.privacy import pseudonymise
 from llmrec.shared_stats import StatsUpdate, pack_updates
 from llmrec.types import Vector
 from workers import metrics, topics
+from workers.agents.batches import waiting
 from workers.agents.context import as_of
 from workers.agents.itemstats import item_partition
 from workers.agents.parking import Ticket, Verdict, verdict
@@ -163,8 +164,8 @@ async def handle(
 
     A user's events in the batch are folded in arrival order (one partition, so in order) and
     recommended for once: at high rates this saves most `recommend` calls, and every user's
-    candidates are ranked in one batched call; at low rates a batch holds one event and nothing
-    changes but a wait of at most `event_batch_within_s`.
+    candidates are ranked in one batched call; at low rates a batch holds one event, answered
+    without waiting for others (`workers.agents.batches`).
     """
     runs: dict[str, list[tuple[Event, EventT[bytes]]]] = {}
     forgotten: dict[str, EventT[bytes]] = {}
@@ -351,9 +352,7 @@ def _recommend_all(
 async def _consume(stream: StreamT[bytes], *, keyed_by_user: bool) -> None:
     rt = await Runtime.get()
     s = rt.settings
-    async for batch in stream.take_events(  # type: ignore[attr-defined]  # not in StreamT
-        s.event_batch_size, within=s.event_batch_within_s
-    ):
+    async for batch in waiting(stream, s.event_batch_size, s.event_batch_within_s):
         await handle(rt, batch, keyed_by_user=keyed_by_user)
 
 
