@@ -6,7 +6,7 @@ weights tuned on validation; a trained `llmrec.ranker` model replaces `fuse` whe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +40,21 @@ class RetrievalConfig:
     text_weight: float = 0.0
     rating_neutral: float = 2.5
     negatives_engage: bool = True
+
+    def scaled(self, factor: float) -> RetrievalConfig:
+        """These sources with every candidate budget (hits per topic and per session,
+        co-visited and popular items) times `factor`, at least one each: the trade of list
+        cost against accuracy that `bench engine` and `eval` measure with --candidate-scale."""
+        if not factor > 0:
+            raise ValueError(f"candidate scale must be positive, got {factor}")
+
+        def k(n: int) -> int:
+            return max(1, round(n * factor))
+
+        return replace(
+            self, per_topic_k=k(self.per_topic_k), short_k=k(self.short_k),
+            covisit_k=k(self.covisit_k), popular_k=k(self.popular_k),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,12 @@ first N ml-latest-small movies, encoded as the worker does):
    in one call; the statistics stay as the warm-up left them, so that every batch size answers
    the same requests. Wall ms per event by stage (fold, retrieve, rank, rerank), lists/s, and
    the sha256 of every list's ids, scores and reasons.
-Compare hashes of runs with the same `--items`: a catalogue encoded after another reuses the
-encoder's cache, so its texts are batched differently, and int8 vectors vary slightly with
-their batch-mates (activations are quantised per batch).
+`--candidate-scale` times the same with every source's candidate budget scaled
+(`RetrievalConfig.scaled`): what a list costs with fewer candidates (`llmrec eval
+--candidate-scale` gives what it answers). Compare hashes of runs with the same `--items`: a
+catalogue encoded after another reuses the encoder's cache, so its texts are batched
+differently, and int8 vectors vary slightly with their batch-mates (activations are quantised
+per batch).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from llmrec.candidates import RetrievalConfig
 from llmrec.data import item_records, load_movielens
 from llmrec.data.contract import ContractDataset
 from llmrec.engine import Engine, EngineConfig
@@ -108,6 +112,9 @@ def bench_engine(  # noqa: PLR0917 - one positional per CLI option is typer's st
     events: int = typer.Option(3000, help="Events answered at each micro-batch size."),
     warm: int = typer.Option(30_000, help="Events folded first, so users have histories."),
     batches: str = typer.Option("1,16,64", help="Micro-batch sizes (events), comma-separated."),
+    candidate_scale: str = typer.Option(
+        "1", help="Candidate budgets, as factors of the defaults, comma-separated."
+    ),
     ranker: str = typer.Option(
         "auto", help="auto (installed, else trained here), none, or a ranker root."
     ),
@@ -132,21 +139,25 @@ def bench_engine(  # noqa: PLR0917 - one positional per CLI option is typer's st
         # the texts the worker encodes from these records on the items topic
         catalogue = ContractDataset(ds.name, {r.item_id: r for r in records}, [])
         index, _ = build_index(catalogue, ids, enc)
-        engine = Engine(EngineConfig(), index, enc)
-        engine.ranker = model
         stream = [
             Event.model_validate(e) for e in traffic(ds, set(ids), "interleaved", warm + events)
         ]
-        states: dict[str, bytes] = {}
-        engine.replay(stream[:warm], states)
         runs = []
-        for batch in (int(x) for x in batches.split(",")):
-            figures = _figures(
-                replay_batches(engine, states, stream[warm:], batch, base.recommend_k),
-                len(stream) - warm, batch,
-            )  # fmt: skip
-            console.print(f"{len(ids)} items, micro-batches of {batch}: {figures}")
-            runs.append(figures)
+        for scale in (float(x) for x in candidate_scale.split(",")):
+            engine = Engine(EngineConfig(retrieval=RetrievalConfig().scaled(scale)), index, enc)
+            engine.ranker = model
+            states: dict[str, bytes] = {}
+            engine.replay(stream[:warm], states)
+            for batch in (int(x) for x in batches.split(",")):
+                figures = {
+                    "candidate_scale": scale,
+                    **_figures(
+                        replay_batches(engine, states, stream[warm:], batch, base.recommend_k),
+                        len(stream) - warm, batch,
+                    ),
+                }  # fmt: skip
+                console.print(f"{len(ids)} items, micro-batches of {batch}: {figures}")
+                runs.append(figures)
         result["catalogues"].append({"items": len(ids), "warm_events": warm, "runs": runs})
     result["machine"] = {
         "cpus": os.cpu_count(), "python": platform.python_version(),

@@ -15,8 +15,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from llmrec.candidates import RetrievalConfig
 from llmrec.data.builtin import BUILTIN, builtin_dataset
 from llmrec.data.contract import ContractDataset, load_contract
+from llmrec.engine import EngineConfig
 from llmrec.eval import DEFAULT_BASELINES, EvalOptions, run_eval, write_report
 from llmrec.eval.baselines import BASELINES
 from llmrec.exceptions import DatasetError, EncoderError
@@ -99,6 +101,13 @@ def eval_command(
     stream: Annotated[bool, typer.Option(help="Also run Protocol B (prequential).")] = True,
     stream_checks: Annotated[int, typer.Option(help="Events checked in Protocol B.")] = 2000,
     quick: Annotated[bool, typer.Option(help="Tune over a 2-point grid (smoke runs).")] = False,
+    candidate_scale: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="Every source's candidate budget times this; not with --through-kafka.",
+        ),
+    ] = 1.0,
     through_kafka: Annotated[
         bool,
         typer.Option(
@@ -127,6 +136,7 @@ def eval_command(
     opts = EvalOptions(
         baselines=_baselines(baselines), ablations=ablations, stream=stream,
         stream_max_checks=stream_checks,
+        engine=EngineConfig(retrieval=RetrievalConfig().scaled(candidate_scale)),
     )  # fmt: skip
     if quick:
         opts = replace(

@@ -67,8 +67,8 @@ def test_a_users_events_sharing_a_batch_get_one_list_and_another_hash() -> None:
 def test_the_command_writes_figures_per_catalogue_and_batch(tmp_path: Path) -> None:
     out = tmp_path / "engine.json"
     bench_engine(
-        items="150", events=120, warm=300, batches="1,8", ranker="none", encoder="hashing",
-        out=out,
+        items="150", events=120, warm=300, batches="1,8", candidate_scale="1", ranker="none",
+        encoder="hashing", out=out,
     )  # fmt: skip
     doc = json.loads(out.read_text())
     (catalogue,) = doc["catalogues"]
@@ -80,3 +80,16 @@ def test_the_command_writes_figures_per_catalogue_and_batch(tmp_path: Path) -> N
         assert 0 < r["lists_per_event"] <= 1
         assert r["total_ms_per_event"] > 0
         assert len(r["sha256"]) == 64
+
+
+def test_smaller_candidate_budgets_are_timed_beside_the_defaults(tmp_path: Path) -> None:
+    out = tmp_path / "engine.json"
+    bench_engine(
+        items="150", events=60, warm=300, batches="8", candidate_scale="1,0.1",
+        ranker="none", encoder="hashing", out=out,
+    )  # fmt: skip
+    (catalogue,) = json.loads(out.read_text())["catalogues"]
+    full, tenth = catalogue["runs"]
+    assert (full["candidate_scale"], tenth["candidate_scale"]) == (1.0, 0.1)
+    assert tenth["candidates_per_list"] < full["candidates_per_list"]
+    assert tenth["sha256"] != full["sha256"]

@@ -36,6 +36,7 @@ def test_eval_reads_contract_files_and_writes_a_report(tmp_path: Path) -> None:
     out = tmp_path / "reports"
     args = ["eval", "--items", str(items), "--events", str(events), "--name", "mine"]
     args += ["--baselines", "pop,ease", "--no-ablations", "--no-stream", "--quick"]
+    args += ["--candidate-scale", "0.5"]
     result = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     # the invalid line, by number (the console wraps long paths: compare without line breaks)
@@ -44,6 +45,8 @@ def test_eval_reads_contract_files_and_writes_a_report(tmp_path: Path) -> None:
     assert doc["counts"]["invalid_records"] == 1
     assert set(doc["protocol_a"]["models"]) == {"Pop", "EASE", "Hybrid", "Hybrid, linear fusion"}
     assert doc["protocol_a"]["best_baseline"] in {"Pop", "EASE"}
+    retrieval = doc["protocol_a"]["linear_fusion_config"]["retrieval"]
+    assert (retrieval["per_topic_k"], retrieval["covisit_k"]) == (50, 100)  # half the budgets
 
 
 def test_eval_refuses_a_file_without_valid_records(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from llmrec.candidates import RetrievalConfig
 from llmrec.covisit import CoVisitation, CoVisitConfig
 from llmrec.engine import Engine, EngineConfig
 from llmrec.events import Event, parse_event
@@ -380,3 +381,17 @@ def test_key_labels_follow_the_index_and_the_graph(
     index.delete("s-robot")  # a label lost: all again
     assert check() == [len(graph.names)]
     assert cache(index, CoVisitation(CoVisitConfig())).tolist() == []  # a replaced graph
+
+
+def test_candidate_budgets_scale_together_and_never_to_zero() -> None:
+    r = RetrievalConfig()
+    assert r.scaled(1.0) == r
+    half = r.scaled(0.5)
+    assert (half.per_topic_k, half.short_k, half.covisit_k, half.popular_k) == (
+        r.per_topic_k // 2, r.short_k // 2, r.covisit_k // 2, r.popular_k // 2,
+    )  # fmt: skip
+    assert replace(half, per_topic_k=r.per_topic_k, short_k=r.short_k, covisit_k=r.covisit_k,
+                   popular_k=r.popular_k) == r  # fmt: skip  # only the budgets change
+    assert min(r.scaled(1e-6).per_topic_k, r.scaled(1e-6).covisit_k) == 1
+    with pytest.raises(ValueError, match="positive"):
+        r.scaled(0.0)
