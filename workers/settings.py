@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     topic_prefix: str = "llmrec."
     partitions: int = Field(default=4, ge=1, le=1024)
     recommend_k: int = Field(default=10, ge=1, le=200)
+    # Every candidate source's budget times this (`RetrievalConfig.scaled`): fewer candidates
+    # cost less per list; `llmrec bench engine` and `llmrec eval --candidate-scale` measure both.
+    candidate_scale: float = Field(default=1.0, gt=0, le=10)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     # Faust's built-in pages (/table/<table>/<key> serves any user's raw state without auth;

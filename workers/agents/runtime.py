@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import mode
 import numpy as np
 
+from llmrec.candidates import RetrievalConfig
 from llmrec.encoder.hashing import HashingEncoder
 from llmrec.engine import Engine, EngineConfig
 from llmrec.events import ModelInfo
@@ -124,7 +125,8 @@ class Runtime(mode.Service):
         else:
             index, offsets, titles = snapshot
             log.info("loaded index snapshot: %d items, offsets %s", len(index), offsets)
-        self.engine = Engine(EngineConfig(), index, self.encoder, titles=titles)
+        config = EngineConfig(retrieval=RetrievalConfig().scaled(s.candidate_scale))
+        self.engine = Engine(config, index, self.encoder, titles=titles)
         stats_offsets = self._restore_stats()
         for item_id, title in titles.items():  # marks new only what the statistics never saw
             self.engine.note_item(item_id, title)
@@ -154,7 +156,10 @@ class Runtime(mode.Service):
         self.add_future(self.stats_replica.run())
         self.add_future(gcwatch.watch_loop())
         self.add_future(self._freeze_when_loaded())
-        log.info("runtime started in %.1f s (%s)", time.perf_counter() - started, self.model)
+        log.info(
+            "runtime started in %.1f s (%s; candidate scale %g)",
+            time.perf_counter() - started, self.model, s.candidate_scale,
+        )  # fmt: skip
         if Runtime._ready is None:
             Runtime._ready = asyncio.Event()
         Runtime._ready.set()
