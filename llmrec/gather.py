@@ -160,28 +160,29 @@ def gather(
 def _search(
     index: ItemIndex, r: RetrievalConfig, users: Sequence[tuple[UserState, Collection[str]]]
 ) -> list[_Found]:
-    """Every user's topic and session queries, one `nearest` call per result size: a query
-    asks for its `k` plus the user's excluded items (dropped after), as `ItemIndex.search`."""
+    """Every user's topic and session queries in one `nearest_each` call: a query asks for
+    its `k` plus the user's excluded items (dropped after), as `ItemIndex.search`."""
     found = [_Found([], _NONE) for _ in users]
-    groups: dict[tuple[int, int], list[tuple[int, bool, npt.NDArray[np.float32]]]] = {}
+    queries: list[tuple[int, bool, int, npt.NDArray[np.float32]]] = []  # user, session?, k, q
     skip: list[Labels] = []
     for u, (st, exclude) in enumerate(users):
         excluded = set(exclude) | {i for i, _ in st.recent}
         skip.append(index.labels(list(excluded)))
-        for t in st.topics:
-            groups.setdefault((r.per_topic_k, len(excluded)), []).append((u, False, t.centroid))
-        if st.short is not None and st.short_weight > 0:
-            groups.setdefault((r.short_k, len(excluded)), []).append((u, True, st.short))
-    for (k, extra), queries in groups.items():
-        if k <= 0:
-            continue
-        rows = index.nearest(np.stack([q[2] for q in queries]), k + extra)
-        for (u, session, _), row in zip(queries, rows, strict=True):
-            hits = row[_without(row, skip[u])][:k]
-            if session:
-                found[u].by_session = hits
-            else:
-                found[u].by_topic.append(hits)
+        if r.per_topic_k > 0:
+            queries += [(u, False, r.per_topic_k, t.centroid) for t in st.topics]
+        if st.short is not None and st.short_weight > 0 and r.short_k > 0:
+            queries.append((u, True, r.short_k, st.short))
+    if not queries:
+        return found
+    rows = index.nearest_each(
+        np.stack([q[3] for q in queries]), [k + len(skip[u]) for u, _, k, _ in queries]
+    )
+    for (u, session, k, _), row in zip(queries, rows, strict=True):
+        hits = row[_without(row, skip[u])][:k]
+        if session:
+            found[u].by_session = hits
+        else:
+            found[u].by_topic.append(hits)
     return found
 
 

@@ -161,16 +161,34 @@ class ItemIndex:
         """For each query row, the labels of its `want` nearest items (fewer when the index
         holds fewer), best first: one hnswlib call for all rows; `search` is the one-row form
         by id."""
+        return self.nearest_each(queries, [want] * len(queries))
+
+    def nearest_each(self, queries: Vectors, wants: Sequence[int]) -> list[Labels]:
+        """`nearest` with each row's own `want`. hnswlib searches a row with ef = max(ef, want)
+        and keeps the best `want` of that search, so rows whose ef is the same share one call,
+        asking for the most any of them wants, each cut to its own: the same labels as a call
+        per row, in as few calls as there are distinct efs (usually one)."""
         data = self._check(np.asarray(queries, dtype=np.float32).reshape(-1, self.dim))
+        if len(wants) != data.shape[0]:
+            raise ItemIndexError(f"{len(wants)} wants for {data.shape[0]} queries")
+        out = [np.zeros(0, dtype=np.int64) for _ in range(data.shape[0])]
         with self._lock:
-            want = min(want, len(self._label_of))
-            if want <= 0 or data.shape[0] == 0:
-                return [np.zeros(0, dtype=np.int64) for _ in range(data.shape[0])]
-            self._graph.set_ef(max(self.config.ef_search, want))
-            try:
-                return list(self._graph.knn_query(data, k=want)[0].astype(np.int64))
-            except RuntimeError:  # too few neighbours for some row: each row its own way
-                return [self._knn(q.reshape(1, -1), want)[0].astype(np.int64) for q in data]
+            live = len(self._label_of)
+            cut = [min(w, live) for w in wants]
+            by_ef: dict[int, list[int]] = {}
+            for row, w in enumerate(cut):
+                if w > 0:
+                    by_ef.setdefault(max(self.config.ef_search, w), []).append(row)
+            for ef, rows in by_ef.items():
+                most = max(cut[r] for r in rows)
+                self._graph.set_ef(ef)
+                try:
+                    found = self._graph.knn_query(data[rows], k=most)[0].astype(np.int64)
+                except RuntimeError:  # too few neighbours for some row: each row its own way
+                    found = [self._knn(data[r : r + 1], cut[r])[0].astype(np.int64) for r in rows]
+                for r, labels in zip(rows, found, strict=True):
+                    out[r] = labels[: cut[r]]
+        return out
 
     def search(
         self, vector: Vector, k: int, exclude: Collection[str] = ()

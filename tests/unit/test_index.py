@@ -269,6 +269,23 @@ def test_nearest_answers_many_queries_as_search_does_one_by_one() -> None:
     assert [len(row) for row in everything] == [len(index)] * 2
 
 
+def test_nearest_each_answers_every_row_as_its_own_nearest_call() -> None:
+    # a coarse graph and a small ef: what a search finds depends on its ef = max(ef, want),
+    # so rows may share a call only where that is the same
+    rng = np.random.default_rng(7)
+    data = _unit(rng, 2000, 32)
+    index = ItemIndex(32, IndexConfig(m=4, ef_construction=20, ef_search=2))
+    index.upsert([f"i{n}" for n in range(len(data))], data)
+    queries = _unit(rng, 11, 32)
+    wants = [3, 40, 8, 40, 1, 25, 3, 40, 8, 25, 0]
+    each = index.nearest_each(queries, wants)
+    alone = [index.nearest(q.reshape(1, -1), w)[0] for q, w in zip(queries, wants, strict=True)]
+    assert [row.tolist() for row in each] == [row.tolist() for row in alone]
+    assert [len(row) for row in each] == wants
+    with pytest.raises(ItemIndexError):
+        index.nearest_each(queries, wants[:3])
+
+
 def test_labels_hashes_and_resolve_are_one_view_of_the_items() -> None:
     index = ItemIndex(2)
     index.upsert(["a", "b", "c"], np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32))
