@@ -103,7 +103,8 @@ class Engine:
         self._new: OrderedDict[str, float] = OrderedDict()
         # the last replicated out-list of each item (`apply_record`): ids and counts
         self._outs: dict[str, tuple[tuple[str, ...], Array]] = {}
-        self._popular: tuple[int, dict[str, float]] | None = None  # (popularity version, top)
+        # (popularity version, top ids, their shares of the top one's)
+        self._popular: tuple[int, list[str], npt.NDArray[np.float64]] | None = None
         self._key_labels = KeyLabels()
         self._stat_rows = StatRows()
 
@@ -470,7 +471,7 @@ class Engine:
         r = self.config.retrieval
         version = self.popularity.version
         if self._popular is None or self._popular[0] != version:
-            pop = self.popularity.top(r.popular_k, 0.0)
-            top_share = pop[0][1] if pop else 1.0
-            self._popular = (version, {item_id: share / top_share for item_id, share in pop})
-        return Shared(self._popular[1], list(self._new)[-r.new_k :] if r.new_k > 0 else [])
+            ids, shares = self.popularity.top_arrays(r.popular_k, 0.0)
+            self._popular = (version, ids, shares / (shares[0] if len(shares) else 1.0))
+        _, ids, shares = self._popular
+        return Shared(ids, shares, list(self._new)[-r.new_k :] if r.new_k > 0 else [])

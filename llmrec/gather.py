@@ -15,7 +15,7 @@ linear fusion and MMR break ties by it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,10 +37,11 @@ _NONE.setflags(write=False)  # shared by every user without hits
 
 @dataclass(frozen=True, slots=True)
 class Shared:
-    """What every user of a batch gets alike: the popular items (id -> share of the top
-    one's, best first) and the newest items."""
+    """What every user of a batch gets alike: the popular items (best first) with each one's
+    share of the top one's, and the newest items."""
 
-    popular: Mapping[str, float]
+    popular: Sequence[str]
+    popular_share: npt.NDArray[np.float64]
     new: Sequence[str]
 
 
@@ -146,7 +147,7 @@ def gather(
         covisit,
         shared,
         r,
-        index.labels(list(shared.popular)),
+        index.labels(shared.popular),
         index.labels(list(shared.new)),
         (key_labels or KeyLabels())(index, covisit),
         stat_rows,
@@ -254,7 +255,7 @@ def _assemble(
         return None
     at = _Rows(labels, top)
     on_pop, on_new, on_cov = at.of(pop_labels), at.of(new_labels), at.of(cov_labels)
-    pop = at.column(on_pop, np.fromiter(shared.popular.values(), np.float64, len(pop_labels)))
+    pop = at.column(on_pop, shared.popular_share)
     is_new = at.column(on_new, 1.0)
     cov = at.column(on_cov, cov_scores)
     source_at = np.full(len(ids), -1, dtype=np.int64)

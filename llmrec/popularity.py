@@ -97,13 +97,18 @@ class DecayedPopularity:
 
     def top(self, k: int, now: float) -> list[tuple[str, float]]:
         """The `k` most popular items at `now`, best first, with their share of engagement."""
+        ids, shares = self.top_arrays(k, now)
+        return list(zip(ids, shares.tolist(), strict=True))
+
+    def top_arrays(self, k: int, now: float) -> tuple[list[str], npt.NDArray[np.float64]]:
+        """`top` as the items' ids and an array of their shares."""
         ids, vals = self.scores(now)
         if not ids:
-            return []
+            return [], np.zeros(0)
         k = min(k, len(ids))
         idx = np.argpartition(-vals, k - 1)[:k]
         idx = idx[np.argsort(-vals[idx], kind="stable")]
-        return [(ids[int(i)], float(vals[int(i)])) for i in idx]
+        return [ids[i] for i in idx.tolist()], vals[idx]
 
     def to_part(self) -> StatsPart:
         """The scores, for `llmrec.stats_snapshot` (relative values, reference time, total)."""
