@@ -31,6 +31,7 @@ from typing import Any
 import hnswlib
 import numpy as np
 import numpy.typing as npt
+from cachetools import LRUCache
 
 from llmrec.exceptions import ItemIndexError
 from llmrec.files import fsync_dir
@@ -48,6 +49,8 @@ _META = "meta.json"
 # checked only as far as hnswlib checks a graph file.
 _FORMAT = 2
 _CHUNK = 1 << 20
+DEFAULT_ANSWERS = 4096
+"""Search answers an index remembers (`nearest_each`): about 1 KB each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +67,21 @@ class IndexConfig:
 class ItemIndex:
     """A mutable cosine-similarity index of items keyed by string id; safe across threads."""
 
-    def __init__(self, dim: int, config: IndexConfig | None = None) -> None:
+    def __init__(
+        self, dim: int, config: IndexConfig | None = None, *, answers: int = DEFAULT_ANSWERS
+    ) -> None:
         if dim <= 0:
             raise ItemIndexError(f"dimension must be positive, got {dim}")
         self.dim = dim
         self.config = config or IndexConfig()
+        # The last `answers` searches' labels, by (query digest, ef, want): a search is
+        # deterministic for a given graph, and a user's unchanged topics ask the same again
+        # from one event to the next. Any write empties it.
+        self._answers: LRUCache[tuple[bytes, int, int], Labels] | None = (
+            LRUCache(answers) if answers > 0 else None
+        )
+        self.answer_hits = 0
+        self.answer_misses = 0
         self._lock = threading.Lock()
         self._writing = threading.Lock()  # held by writers and by `save`, always before `_lock`
         self._graph = hnswlib.Index(space="cosine", dim=dim)
@@ -167,7 +180,8 @@ class ItemIndex:
         """`nearest` with each row's own `want`. hnswlib searches a row with ef = max(ef, want)
         and keeps the best `want` of that search, so rows whose ef is the same share one call,
         asking for the most any of them wants, each cut to its own: the same labels as a call
-        per row, in as few calls as there are distinct efs (usually one)."""
+        per row, in as few calls as there are distinct efs (usually one). A row asked before
+        since the last write is answered from memory (`answer_hits`), unsearched."""
         data = self._check(np.asarray(queries, dtype=np.float32).reshape(-1, self.dim))
         if len(wants) != data.shape[0]:
             raise ItemIndexError(f"{len(wants)} wants for {data.shape[0]} queries")
@@ -175,10 +189,20 @@ class ItemIndex:
         with self._lock:
             live = len(self._label_of)
             cut = [min(w, live) for w in wants]
+            keys: list[tuple[bytes, int, int] | None] = [None] * len(cut)
             by_ef: dict[int, list[int]] = {}
             for row, w in enumerate(cut):
-                if w > 0:
-                    by_ef.setdefault(max(self.config.ef_search, w), []).append(row)
+                if w <= 0:
+                    continue
+                ef = max(self.config.ef_search, w)
+                if self._answers is not None:
+                    key = (hashlib.blake2b(data[row].tobytes(), digest_size=16).digest(), ef, w)
+                    known = self._answers.get(key)
+                    if known is not None:
+                        out[row] = known
+                        continue
+                    keys[row] = key
+                by_ef.setdefault(ef, []).append(row)
             for ef, rows in by_ef.items():
                 most = max(cut[r] for r in rows)
                 self._graph.set_ef(ef)
@@ -188,6 +212,15 @@ class ItemIndex:
                     found = [self._knn(data[r : r + 1], cut[r])[0].astype(np.int64) for r in rows]
                 for r, labels in zip(rows, found, strict=True):
                     out[r] = labels[: cut[r]]
+                    asked = keys[r]
+                    if asked is not None and self._answers is not None:
+                        # a copy, read-only: a view would keep the whole batch's answer alive
+                        out[r] = kept = out[r].copy()
+                        kept.setflags(write=False)
+                        self._answers[asked] = kept
+            searched = sum(len(rows) for rows in by_ef.values())
+            self.answer_hits += sum(w > 0 for w in cut) - searched
+            self.answer_misses += searched
         return out
 
     def search(
@@ -231,6 +264,7 @@ class ItemIndex:
         if len(set(item_ids)) != len(item_ids):
             raise ItemIndexError("duplicate ids in one upsert batch")
         with self._writing, self._lock:
+            self._forget_answers()
             labels = []
             fresh = 0
             for item_id in item_ids:
@@ -260,10 +294,15 @@ class ItemIndex:
             label = self._label_of.pop(item_id, None)
             if label is None:
                 return False
+            self._forget_answers()
             self._alive[label] = False
             self._deletions += 1
             self._graph.mark_deleted(label)
             return True
+
+    def _forget_answers(self) -> None:
+        if self._answers is not None:
+            self._answers.clear()
 
     def _ensure_capacity(self, fresh: int) -> None:
         # Slots of deleted items are reused first (replace_deleted), so only the new items

@@ -338,8 +338,16 @@ class _Probe:
         batches = _stage_sums(later.text, "count").get("retrieve", 0.0) - _stage_sums(
             self.text, "count"
         ).get("retrieve", 0.0)
+        searched = {
+            answer: _metric(later.text, f'llmrec_index_searches_total{{answer="{answer}"}}')
+            - _metric(self.text, f'llmrec_index_searches_total{{answer="{answer}"}}')
+            for answer in ("memory", "graph")
+        }
+        asked = sum(searched.values())
         return {
             "events_per_batch": round(events / batches, 1) if batches else None,
+            # a user's unchanged topics ask the index the same again: how often, in this traffic
+            "index_searches_from_memory": round(searched["memory"] / asked, 3) if asked else None,
             "worker_cpu_ms": round(1e3 * (later.cpu - self.cpu) / events, 3),
             "main_thread_cpu_ms": round(1e3 * (later.main_cpu - self.main_cpu) / events, 3),
             "stages_wall_ms": dict(sorted(stages.items(), key=lambda kv: -kv[1])),

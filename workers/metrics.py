@@ -28,6 +28,7 @@ __all__ = [
     "EVENTS_IN",
     "FORGOTTEN",
     "INDEX_ITEMS",
+    "INDEX_SEARCHES",
     "INDEX_UPDATED",
     "LAG",
     "LATENCY",
@@ -83,6 +84,13 @@ ENCODE_SECONDS = Histogram(
     registry=REGISTRY,
 )
 INDEX_ITEMS = Gauge("llmrec_index_items", "Items in the local HNSW replica.", registry=REGISTRY)
+INDEX_SEARCHES = Counter(
+    "llmrec_index_searches",
+    "Index searches asked for by recommendations, by what answered: memory (asked already "
+    "since the index last changed: a user's unchanged topic) or graph (an hnswlib search).",
+    ["answer"],
+    registry=REGISTRY,
+)
 INDEX_UPDATED = Gauge(
     "llmrec_index_last_update_timestamp_seconds",
     "Kafka timestamp (Unix seconds) of the newest item-vectors record the local index applied; "

@@ -143,6 +143,7 @@ def _consumer_lag() -> dict[str, int]:
 
 
 _rebalances_seen = 0
+_searches_seen = (0, 0)  # index answers (from memory, from the graph) already exported
 
 
 def _count_rebalances() -> None:
@@ -152,6 +153,19 @@ def _count_rebalances() -> None:
     if now > _rebalances_seen:
         metrics.REBALANCES.inc(now - _rebalances_seen)
         _rebalances_seen = now
+
+
+def _count_index_searches() -> None:
+    """Brings `llmrec_index_searches_total` up to the local index's own counts."""
+    global _searches_seen  # noqa: PLW0603 - the counts already exported, one per process
+    rt = Runtime.current
+    if rt is None or not hasattr(rt, "replica"):
+        return
+    index = rt.replica.index
+    memory, graph = index.answer_hits, index.answer_misses
+    metrics.INDEX_SEARCHES.labels(answer="memory").inc(max(0, memory - _searches_seen[0]))
+    metrics.INDEX_SEARCHES.labels(answer="graph").inc(max(0, graph - _searches_seen[1]))
+    _searches_seen = (memory, graph)
 
 
 def _ready(rt: Runtime) -> tuple[bool, bool]:
@@ -213,6 +227,7 @@ async def health(web: View, request: Request) -> Response:
 async def prometheus(web: View, request: Request) -> Response:
     _consumer_lag()  # sets llmrec_consumer_lag{topic,partition}: in memory, no broker request
     _count_rebalances()
+    _count_index_searches()
     return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
 
 

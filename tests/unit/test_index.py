@@ -286,6 +286,38 @@ def test_nearest_each_answers_every_row_as_its_own_nearest_call() -> None:
         index.nearest_each(queries, wants[:3])
 
 
+def test_a_search_asked_again_is_answered_from_memory_until_the_next_write() -> None:
+    rng = np.random.default_rng(11)
+    data = _unit(rng, 300, 16)
+    index = ItemIndex(16)
+    index.upsert([f"i{n}" for n in range(len(data))], data)
+    queries = _unit(rng, 6, 16)
+    wants = [5, 5, 20, 5, 40, 5]
+    first = index.nearest_each(queries, wants)
+    assert (index.answer_hits, index.answer_misses) == (0, 6)
+    again = index.nearest_each(queries[::-1], wants[::-1])
+    assert (index.answer_hits, index.answer_misses) == (6, 6)
+    assert [row.tolist() for row in again[::-1]] == [row.tolist() for row in first]
+    with pytest.raises(ValueError):  # the remembered answer cannot be changed by a caller
+        again[0][0] = -1
+    index.upsert(["new"], queries[:1])  # an item right at query 0: its best now
+    assert index.resolve(index.nearest_each(queries[:2], wants[:2])[0][:1])[1] == ["new"]
+    index.delete(index.resolve(first[1][:1])[1][0])  # query 1's best is gone
+    assert first[1][0] not in index.nearest_each(queries[1:2], wants[1:2])[0].tolist()
+    assert index.answer_misses == 9
+
+
+def test_an_index_without_memory_searches_every_time() -> None:
+    rng = np.random.default_rng(12)
+    index = ItemIndex(8, answers=0)
+    index.upsert([f"i{n}" for n in range(50)], _unit(rng, 50, 8))
+    queries = _unit(rng, 3, 8)
+    assert [r.tolist() for r in index.nearest_each(queries, [4, 4, 4])] == [
+        r.tolist() for r in index.nearest_each(queries, [4, 4, 4])
+    ]
+    assert (index.answer_hits, index.answer_misses) == (0, 6)
+
+
 def test_labels_hashes_and_resolve_are_one_view_of_the_items() -> None:
     index = ItemIndex(2)
     index.upsert(["a", "b", "c"], np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32))

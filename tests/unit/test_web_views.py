@@ -19,6 +19,7 @@ from yarl import URL
 
 from workers import web
 from workers.app import app, make_app
+from workers.metrics import REGISTRY
 from workers.settings import Settings
 
 
@@ -275,6 +276,27 @@ async def test_metrics_need_the_token_too(monkeypatch: pytest.MonkeyPatch) -> No
         async with server.client.get("/metrics", headers=auth) as resp:
             assert resp.status == 200
             assert b"llmrec_" in await resp.read()  # Prometheus text, not JSON
+
+
+async def test_metrics_count_the_index_searches_answered_from_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rt = _fake_runtime()
+    rt.replica.index = SimpleNamespace(answer_hits=5, answer_misses=2)
+    monkeypatch.setattr(web.Runtime, "current", rt)
+    monkeypatch.setattr(web, "_consumer_lag", dict)
+    monkeypatch.setattr(web, "_searches_seen", (0, 0))
+
+    def count(answer: str) -> float:
+        value = REGISTRY.get_sample_value("llmrec_index_searches_total", {"answer": answer})
+        return value or 0.0
+
+    before = count("memory"), count("graph")
+    async with _Server() as server:
+        assert (await server.get("/metrics"))[0] == 200
+        rt.replica.index.answer_hits = 7  # two more answered from memory, none searched
+        assert (await server.get("/metrics"))[0] == 200
+    assert (count("memory") - before[0], count("graph") - before[1]) == (7, 2)
 
 
 def _fake_runtime(*, broker: bool = True) -> SimpleNamespace:
