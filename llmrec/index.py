@@ -74,10 +74,10 @@ class ItemIndex:
             raise ItemIndexError(f"dimension must be positive, got {dim}")
         self.dim = dim
         self.config = config or IndexConfig()
-        # The last `answers` searches' labels, by (query digest, ef, want): a search is
+        # The last `answers` searches' labels, by (query digest, ef): a search is
         # deterministic for a given graph, and a user's unchanged topics ask the same again
         # from one event to the next. Any write empties it.
-        self._answers: LRUCache[tuple[bytes, int, int], Labels] | None = (
+        self._answers: LRUCache[tuple[bytes, int], Labels] | None = (
             LRUCache(answers) if answers > 0 else None
         )
         self.answer_hits = 0
@@ -177,11 +177,13 @@ class ItemIndex:
         return self.nearest_each(queries, [want] * len(queries))
 
     def nearest_each(self, queries: Vectors, wants: Sequence[int]) -> list[Labels]:
-        """`nearest` with each row's own `want`. hnswlib searches a row with ef = max(ef, want)
-        and keeps the best `want` of that search, so rows whose ef is the same share one call,
-        asking for the most any of them wants, each cut to its own: the same labels as a call
-        per row, in as few calls as there are distinct efs (usually one). A row asked before
-        since the last write is answered from memory (`answer_hits`), unsearched."""
+        """`nearest` with each row's own `want`, in as few hnswlib calls as there are distinct
+        efs (usually one). hnswlib searches a row with ef = max(ef, want) and keeps the best
+        `want` of what that search found, in order: so every row is asked for all `ef` its
+        search finds (no more work than asking for fewer) and cut to its own `want`, the same
+        labels as a call per row. Those answers are remembered until the next write: a row
+        whose search was made already (a user's unchanged topic, whatever its want now) is
+        cut from memory, unsearched (`answer_hits`)."""
         data = self._check(np.asarray(queries, dtype=np.float32).reshape(-1, self.dim))
         if len(wants) != data.shape[0]:
             raise ItemIndexError(f"{len(wants)} wants for {data.shape[0]} queries")
@@ -189,33 +191,34 @@ class ItemIndex:
         with self._lock:
             live = len(self._label_of)
             cut = [min(w, live) for w in wants]
-            keys: list[tuple[bytes, int, int] | None] = [None] * len(cut)
+            keys: list[tuple[bytes, int] | None] = [None] * len(cut)
             by_ef: dict[int, list[int]] = {}
             for row, w in enumerate(cut):
                 if w <= 0:
                     continue
                 ef = max(self.config.ef_search, w)
                 if self._answers is not None:
-                    key = (hashlib.blake2b(data[row].tobytes(), digest_size=16).digest(), ef, w)
+                    key = (hashlib.blake2b(data[row].tobytes(), digest_size=16).digest(), ef)
                     known = self._answers.get(key)
                     if known is not None:
-                        out[row] = known
+                        out[row] = known[:w]
                         continue
                     keys[row] = key
                 by_ef.setdefault(ef, []).append(row)
             for ef, rows in by_ef.items():
-                most = max(cut[r] for r in rows)
                 self._graph.set_ef(ef)
                 try:
-                    found = self._graph.knn_query(data[rows], k=most)[0].astype(np.int64)
+                    found = self._graph.knn_query(data[rows], k=min(ef, live))[0]
                 except RuntimeError:  # too few neighbours for some row: each row its own way
-                    found = [self._knn(data[r : r + 1], cut[r])[0].astype(np.int64) for r in rows]
-                for r, labels in zip(rows, found, strict=True):
+                    for r in rows:
+                        out[r] = self._knn(data[r : r + 1], cut[r])[0].astype(np.int64)
+                    continue
+                for r, labels in zip(rows, found.astype(np.int64), strict=True):
                     out[r] = labels[: cut[r]]
                     asked = keys[r]
                     if asked is not None and self._answers is not None:
-                        # a copy, read-only: a view would keep the whole batch's answer alive
-                        out[r] = kept = out[r].copy()
+                        # a copy, read-only: a view would keep the whole call's answer alive
+                        kept = labels.copy()
                         kept.setflags(write=False)
                         self._answers[asked] = kept
             searched = sum(len(rows) for rows in by_ef.values())

@@ -282,6 +282,12 @@ def test_nearest_each_answers_every_row_as_its_own_nearest_call() -> None:
     alone = [index.nearest(q.reshape(1, -1), w)[0] for q, w in zip(queries, wants, strict=True)]
     assert [row.tolist() for row in each] == [row.tolist() for row in alone]
     assert [len(row) for row in each] == wants
+    # the same queries again, each with another want (so another ef): memory must not answer
+    # a search with another ef, and must answer one with the same ef at any want
+    other = wants[3:] + wants[:3]
+    again = index.nearest_each(queries, other)
+    alone = [index.nearest(q.reshape(1, -1), w)[0] for q, w in zip(queries, other, strict=True)]
+    assert [row.tolist() for row in again] == [row.tolist() for row in alone]
     with pytest.raises(ItemIndexError):
         index.nearest_each(queries, wants[:3])
 
@@ -300,6 +306,14 @@ def test_a_search_asked_again_is_answered_from_memory_until_the_next_write() -> 
     assert [row.tolist() for row in again[::-1]] == [row.tolist() for row in first]
     with pytest.raises(ValueError):  # the remembered answer cannot be changed by a caller
         again[0][0] = -1
+    # the same search (same ef) at other wants, fewer or more than asked before
+    fewer, more = index.nearest_each(queries[2:4], [7, 60])
+    assert fewer.tolist() == first[2][:7].tolist()
+    assert index.answer_hits == 8
+    twin = ItemIndex(16, answers=0)  # the same graph (built in one thread), no memory
+    twin.upsert([f"i{n}" for n in range(len(data))], data)
+    assert more.tolist() == twin.nearest(queries[3:4], 60)[0].tolist()
+    assert len(more) == 60
     index.upsert(["new"], queries[:1])  # an item right at query 0: its best now
     assert index.resolve(index.nearest_each(queries[:2], wants[:2])[0][:1])[1] == ["new"]
     index.delete(index.resolve(first[1][:1])[1][0])  # query 1's best is gone
