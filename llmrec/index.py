@@ -303,6 +303,12 @@ class ItemIndex:
             self._graph.mark_deleted(label)
             return True
 
+    def remember(self, answers: int) -> None:
+        """Keep the last `answers` search answers from now on (0: none); those held are
+        dropped."""
+        with self._lock:
+            self._answers = LRUCache(answers) if answers > 0 else None
+
     def _forget_answers(self) -> None:
         if self._answers is not None:
             self._answers.clear()

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     # Every candidate source's budget times this (`RetrievalConfig.scaled`): fewer candidates
     # cost less per list; `llmrec bench engine` and `llmrec eval --candidate-scale` measure both.
     candidate_scale: float = Field(default=1.0, gt=0, le=10)
+    # Index search answers a worker remembers (`ItemIndex.remember`, about 1 KB each): a user's
+    # unchanged topics ask the same search again at their next event if it is still held.
+    index_answers: int = Field(default=4096, ge=0, le=10_000_000)
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=1, le=65535)
     # Faust's built-in pages (/table/<table>/<key> serves any user's raw state without auth;

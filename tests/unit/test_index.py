@@ -332,6 +332,20 @@ def test_an_index_without_memory_searches_every_time() -> None:
     assert (index.answer_hits, index.answer_misses) == (0, 6)
 
 
+def test_remember_bounds_the_answers_kept_and_zero_keeps_none() -> None:
+    rng = np.random.default_rng(13)
+    index = ItemIndex(8)
+    index.upsert([f"i{n}" for n in range(60)], _unit(rng, 60, 8))
+    queries = _unit(rng, 3, 8)
+    index.remember(2)
+    index.nearest_each(queries, [4, 4, 4])
+    index.nearest_each(queries, [4, 4, 4])  # the first query's answer was the oldest: dropped
+    assert (index.answer_hits, index.answer_misses) == (2, 4)
+    index.remember(0)
+    index.nearest_each(queries, [4, 4, 4])
+    assert (index.answer_hits, index.answer_misses) == (2, 7)
+
+
 def test_labels_hashes_and_resolve_are_one_view_of_the_items() -> None:
     index = ItemIndex(2)
     index.upsert(["a", "b", "c"], np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32))

@@ -125,6 +125,7 @@ class Runtime(mode.Service):
         else:
             index, offsets, titles = snapshot
             log.info("loaded index snapshot: %d items, offsets %s", len(index), offsets)
+        index.remember(s.index_answers)
         config = EngineConfig(retrieval=RetrievalConfig().scaled(s.candidate_scale))
         self.engine = Engine(config, index, self.encoder, titles=titles)
         stats_offsets = self._restore_stats()
@@ -157,8 +158,8 @@ class Runtime(mode.Service):
         self.add_future(gcwatch.watch_loop())
         self.add_future(self._freeze_when_loaded())
         log.info(
-            "runtime started in %.1f s (%s; candidate scale %g)",
-            time.perf_counter() - started, self.model, s.candidate_scale,
+            "runtime started in %.1f s (%s; candidate scale %g; index answers kept %d)",
+            time.perf_counter() - started, self.model, s.candidate_scale, s.index_answers,
         )  # fmt: skip
         if Runtime._ready is None:
             Runtime._ready = asyncio.Event()
