@@ -65,6 +65,7 @@ def test_the_latency_panel_draws_the_alerts_objective() -> None:
         "llmrec_consumer_lag",
         "llmrec_dlq_total",
         "llmrec_index_items",
+        "llmrec_index_searches_total",
         "llmrec_encode_seconds_bucket",
         "llmrec_encode_batch_size_sum",
         "llmrec_parked_events_total",
