@@ -14,6 +14,8 @@ with `ItemIndexError` instead of crashing the process.
 
 It also keeps a dense float32 copy of the vectors by label (1.5 KB per item at 384 dims):
 hnswlib's `get_items` costs ~40 us per vector, which dominated re-ranking that reads hundreds.
+And it remembers its last search answers until its next write (`nearest_each`): a search is
+deterministic for a given graph, and a user's unchanged topics ask it again at the next event.
 """
 
 from __future__ import annotations
