@@ -338,21 +338,27 @@ class _Probe:
         batches = _stage_sums(later.text, "count").get("retrieve", 0.0) - _stage_sums(
             self.text, "count"
         ).get("retrieve", 0.0)
-        searched = {
-            answer: _metric(later.text, f'llmrec_index_searches_total{{answer="{answer}"}}')
-            - _metric(self.text, f'llmrec_index_searches_total{{answer="{answer}"}}')
-            for answer in ("memory", "graph")
-        }
-        asked = sum(searched.values())
         return {
             "events_per_batch": round(events / batches, 1) if batches else None,
             # a user's unchanged topics ask the index the same again: how often, in this traffic
-            "index_searches_from_memory": round(searched["memory"] / asked, 3) if asked else None,
+            "index_searches_from_memory": searches_from_memory(self.text, later.text),
             "worker_cpu_ms": round(1e3 * (later.cpu - self.cpu) / events, 3),
             "main_thread_cpu_ms": round(1e3 * (later.main_cpu - self.main_cpu) / events, 3),
             "stages_wall_ms": dict(sorted(stages.items(), key=lambda kv: -kv[1])),
             "stages_total_ms": round(sum(stages.values()), 3),
         }
+
+
+def searches_from_memory(before: str, after: str) -> float | None:
+    """Of the index searches asked between two /metrics pages, the share the index answered
+    from memory (`llmrec_index_searches_total`); None when none was asked."""
+    asked = {
+        answer: _metric(after, f'llmrec_index_searches_total{{answer="{answer}"}}')
+        - _metric(before, f'llmrec_index_searches_total{{answer="{answer}"}}')
+        for answer in ("memory", "graph")
+    }
+    total = sum(asked.values())
+    return round(asked["memory"] / total, 3) if total else None
 
 
 def cost_model(

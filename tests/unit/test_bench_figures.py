@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from workers.bench_pipeline import _histogram_over, _histogram_summary, _stage_sums, cost_model
+from workers.bench_pipeline import (
+    _histogram_over,
+    _histogram_summary,
+    _stage_sums,
+    cost_model,
+    searches_from_memory,
+)
 
 NAME = "llmrec_event_loop_lag_seconds"
 
@@ -48,3 +54,17 @@ def test_cost_model_splits_cpu_into_per_event_and_per_batch_parts() -> None:
     assert model["worst_residual_ms"] == 0.0
     assert model["runs"] == 3
     assert cost_model(runs[:1] * 2) is None  # one batch size: nothing to separate
+
+
+def test_searches_from_memory_is_the_share_answered_from_memory_between_two_pages() -> None:
+    def page(memory: float, graph: float) -> str:
+        return "\n".join(
+            [
+                f'llmrec_index_searches_total{{answer="memory"}} {memory}',
+                f'llmrec_index_searches_total{{answer="graph"}} {graph}',
+            ]
+        )
+
+    assert searches_from_memory(page(10, 30), page(40, 40)) == 0.75  # 30 of 40 since
+    assert searches_from_memory(page(5, 5), page(5, 5)) is None  # nothing asked
+    assert searches_from_memory("", page(1, 2)) == 0.333  # no counter yet: from zero
