@@ -471,7 +471,7 @@ class Engine:
         r = self.config.retrieval
         version = self.popularity.version
         if self._popular is None or self._popular[0] != version:
-            ids, shares = self.popularity.top_arrays(r.popular_k, 0.0)
+            ids, shares = self.popularity.top(r.popular_k, 0.0)
             self._popular = (version, ids, shares / (shares[0] if len(shares) else 1.0))
         _, ids, shares = self._popular
         return Shared(ids, shares, list(self._new)[-r.new_k :] if r.new_k > 0 else [])

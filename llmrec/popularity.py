@@ -95,13 +95,9 @@ class DecayedPopularity:
             return [], np.zeros(0)
         return self._ids, self._val[:n] / self._total
 
-    def top(self, k: int, now: float) -> list[tuple[str, float]]:
-        """The `k` most popular items at `now`, best first, with their share of engagement."""
-        ids, shares = self.top_arrays(k, now)
-        return list(zip(ids, shares.tolist(), strict=True))
-
-    def top_arrays(self, k: int, now: float) -> tuple[list[str], npt.NDArray[np.float64]]:
-        """`top` as the items' ids and an array of their shares."""
+    def top(self, k: int, now: float) -> tuple[list[str], npt.NDArray[np.float64]]:
+        """The `k` most popular items at `now`, best first: their ids and an array of their
+        shares of engagement."""
         ids, vals = self.scores(now)
         if not ids:
             return [], np.zeros(0)
